@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Set-up and entry points for stfcube development: ``python3 dev.py demo|test|lint|bench NAME``.
+
+Every command first makes sure that ``.venv`` exists and matches ``requirements.lock``
+(creating it with the standard library ``venv`` and installing the pinned packages with
+``uv``), so a fresh machine needs nothing but Python 3.11.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+LOCK = ROOT / "requirements.lock"
+STAMP = VENV / ".stfcube-lock-sha256"
+UV_VERSION = "0.13.9"
+
+
+def _venv_python() -> Path:
+    return VENV / "bin" / "python"
+
+
+def _offline_environment() -> dict[str, str]:
+    """Environment that keeps Prefect, numba, dask, CuPy and matplotlib local and quiet."""
+    cache = ROOT / ".cache"
+    env = dict(os.environ)
+    defaults = {
+        "PREFECT_HOME": str(cache / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "NUMBA_CACHE_DIR": str(cache / "numba"),
+        "NUMBA_THREADING_LAYER": "omp",
+        "CUPY_CACHE_DIR": str(cache / "cupy"),
+        "MPLCONFIGDIR": str(cache / "matplotlib"),
+        "MPLBACKEND": "Agg",
+        "DASK_CONFIG": str(cache / "dask"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    for key, value in defaults.items():
+        env.setdefault(key, value)
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENV)
+    return env
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT, env=env)
+
+
+def ensure_venv() -> dict[str, str]:
+    """Create or refresh ``.venv`` from ``requirements.lock``; return the run environment."""
+    wanted = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not (_venv_python().exists() and STAMP.exists() and STAMP.read_text() == wanted):
+        if not _venv_python().exists():
+            _run([sys.executable, "-m", "venv", str(VENV)])
+        py = str(_venv_python())
+        _run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"uv=={UV_VERSION}"])
+        uv = str(VENV / "bin" / "uv")
+        _run([uv, "pip", "install", "--python", py, "-r", str(LOCK)])
+        _run([uv, "pip", "install", "--python", py, "--no-deps", "-e", str(ROOT)])
+        STAMP.write_text(wanted)
+    return _offline_environment()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        print("commands: demo [OUT_DIR] | test [PYTEST_ARGS...] | lint | bench NAME [ARGS...]")
+        return 0
+    command, rest = argv[0], argv[1:]
+    env = ensure_venv()
+    py = str(_venv_python())
+    if command == "demo":
+        cmd = [str(VENV / "bin" / "stfcube"), "demo", *(rest or ["demo-output"])]
+    elif command == "test":
+        cmd = [py, "-m", "pytest", *(rest or ["-m", "not slow and not gpu"])]
+    elif command == "lint":
+        cmd = [str(VENV / "bin" / "ruff"), "check", "."]
+    elif command == "bench":
+        if not rest:
+            print("usage: python3 dev.py bench NAME [ARGS...]  (NAME: a file benchmarks/bench_NAME.py)")
+            return 2
+        cmd = [py, str(ROOT / "benchmarks" / f"bench_{rest[0]}.py"), *rest[1:]]
+    else:
+        print(f"unknown command {command!r}; try: python3 dev.py --help", file=sys.stderr)
+        return 2
+    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

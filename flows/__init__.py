@@ -1,0 +1,1 @@
+"""Prefect flows (ingest, fuse, evaluate, update) that call the ``pipeline`` functions."""

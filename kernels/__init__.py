@@ -1,0 +1,1 @@
+"""Fusion kernels: pure array functions (NumPy/numba on CPU, CuPy on GPU), no I/O."""

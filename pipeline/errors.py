@@ -1,0 +1,28 @@
+"""Errors that stfcube reports to users: one clear message, naming the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class StfcubeError(Exception):
+    """Base class of every user-facing stfcube error (the CLI prints it and exits non-zero)."""
+
+    exit_code = 2
+
+
+class InputError(StfcubeError):
+    """Bad input data: a file that is missing, unreadable, inconsistent or of the wrong shape."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class ConfigError(StfcubeError):
+    """Bad parameters or configuration (unknown method, dates outside the cube, ...)."""
+
+
+class OutputError(StfcubeError):
+    """The output location cannot be written as asked (exists with other parameters, is a file, ...)."""

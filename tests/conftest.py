@@ -1,0 +1,65 @@
+"""Shared pytest set-up: offline environment, shared-data location, GPU detection."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_CACHE = ROOT / ".cache"
+for _key, _value in {
+    "PREFECT_HOME": str(_CACHE / "prefect"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "NUMBA_CACHE_DIR": str(_CACHE / "numba"),
+    "NUMBA_THREADING_LAYER": "omp",
+    "CUPY_CACHE_DIR": str(_CACHE / "cupy"),
+    "MPLCONFIGDIR": str(_CACHE / "matplotlib"),
+    "MPLBACKEND": "Agg",
+    "DASK_CONFIG": str(_CACHE / "dask"),
+}.items():
+    os.environ.setdefault(_key, _value)
+
+#: The project's shared test data and reference outputs, beside the checkout (or $STFCUBE_SHARED).
+SHARED = Path(os.environ.get("STFCUBE_SHARED", ROOT.parent / "shared"))
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    if os.environ.get("STFCUBE_DISABLE_GPU"):
+        return False
+    try:
+        import cupy
+    except Exception:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``gpu`` tests without a GPU and ``shared`` tests without ../shared."""
+    skip_gpu = pytest.mark.skip(reason="no CUDA GPU with CuPy on this machine")
+    skip_shared = pytest.mark.skip(reason=f"shared test data not found at {SHARED}")
+    has_gpu = None
+    for item in items:
+        if "gpu" in item.keywords:
+            if has_gpu is None:
+                has_gpu = gpu_available()
+            if not has_gpu:
+                item.add_marker(skip_gpu)
+        if "shared" in item.keywords and not SHARED.is_dir():
+            item.add_marker(skip_shared)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """Path of ``../shared``; tests using it must also carry ``@pytest.mark.shared``."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED}")
+    return SHARED
