@@ -63,7 +63,8 @@ def ensure_venv() -> dict[str, str]:
         if not _venv_python().exists():
             _run([sys.executable, "-m", "venv", str(VENV)])
         py = str(_venv_python())
-        _run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"uv=={UV_VERSION}"])
+        pip = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        _run([*pip, f"uv=={UV_VERSION}"])
         uv = str(VENV / "bin" / "uv")
         _run([uv, "pip", "install", "--python", py, "-r", str(LOCK)])
         _run([uv, "pip", "install", "--python", py, "--no-deps", "-e", str(ROOT)])
@@ -87,7 +88,7 @@ def main(argv: list[str]) -> int:
         cmd = [str(VENV / "bin" / "ruff"), "check", "."]
     elif command == "bench":
         if not rest:
-            print("usage: python3 dev.py bench NAME [ARGS...]  (NAME: a file benchmarks/bench_NAME.py)")
+            print("usage: python3 dev.py bench NAME [ARGS...]  (runs benchmarks/bench_NAME.py)")
             return 2
         cmd = [py, str(ROOT / "benchmarks" / f"bench_{rest[0]}.py"), *rest[1:]]
     else:

@@ -25,4 +25,4 @@ class ConfigError(StfcubeError):
 
 
 class OutputError(StfcubeError):
-    """The output location cannot be written as asked (exists with other parameters, is a file, ...)."""
+    """The output cannot be written as asked (exists with other parameters, is a file, ...)."""
