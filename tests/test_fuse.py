@@ -1,0 +1,274 @@
+"""The tiled engine: tiled == whole image, resume, incremental dates, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from cube_factory import block_mean, synthetic_scene, write_cube
+from kernels.starfm import starfm
+from pipeline.errors import ConfigError, InputError, OutputError
+from pipeline.fuse import fuse
+
+PAIR_DATES = ["2024-05-01", "2024-05-09"]
+PREDICT_DATES = ["2024-05-03", "2024-05-05", "2024-05-07"]
+SMALL = {"max_search_distance": 300.0}  # W = 20, halo 10: quick on the CI machine
+
+
+@pytest.fixture(scope="module")
+def small_cube(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 130 x 150, 2-band cube: fine on two dates, coarse daily, a cloud on the second pair."""
+    days = [f"2024-05-{d:02d}" for d in range(1, 10)]
+    truth = synthetic_scene((130, 150), 2, days, seed=1)
+    coarse = block_mean(truth, 16)
+    fine = {d: truth[d].copy() for d in PAIR_DATES}
+    cloud = np.ones((130, 150), dtype=bool)
+    cloud[40:70, 90:130] = False
+    fine["2024-05-09"][:, ~cloud] = np.nan
+    path = tmp_path_factory.mktemp("cube") / "cube.zarr"
+    return write_cube(path, fine, coarse, fine_valid={"2024-05-09": cloud}, chunk=32)
+
+
+def whole_image_reference(cube_path: Path, pair_dates, predict_dates, params) -> np.ndarray:
+    """One whole-image kernel call per band: what the tiled engine must reproduce bit for bit."""
+    cube = xr.open_zarr(cube_path, consolidated=False).load()
+    pairs = [np.datetime64(d, "ns") for d in pair_dates]
+    preds = [np.datetime64(d, "ns") for d in predict_dates]
+    fine, coarse = cube["fine"].sel(time=pairs), cube["coarse"].sel(time=pairs)
+    out = []
+    for b in range(cube.sizes["band"]):
+        result = starfm(
+            fine.values[:, b],
+            coarse.values[:, b],
+            cube["coarse"].sel(time=preds).values[:, b],
+            fine_valid=cube["fine_valid"].sel(time=pairs).values,
+            coarse_valid=cube["coarse_valid"].sel(time=pairs).values,
+            coarse_pred_valid=cube["coarse_valid"].sel(time=preds).values,
+            **params,
+        )
+        out.append(result.prediction)
+    return np.stack(out, axis=1)
+
+
+def read_fused(path: Path, dates) -> np.ndarray:
+    fused = xr.open_zarr(path, consolidated=False)["fused"]
+    return fused.sel(time=[np.datetime64(d, "ns") for d in dates]).values
+
+
+@pytest.mark.parametrize("tile", [16, 64, 100, 512])
+def test_tiled_equals_whole_image(small_cube: Path, tmp_path: Path, tile: int) -> None:
+    out = tmp_path / f"fused_{tile}.zarr"
+    report = fuse(small_cube, out, tile=tile, params=SMALL, local_threads=2)
+    assert report.dates == PREDICT_DATES
+    assert report.groups == [{"pairs": PAIR_DATES, "dates": PREDICT_DATES}]
+    expected = whole_image_reference(small_cube, PAIR_DATES, PREDICT_DATES, SMALL)
+    np.testing.assert_array_equal(read_fused(out, PREDICT_DATES), expected)
+    assert np.isfinite(expected).mean() > 0.99
+
+
+def test_output_metadata_and_quality(small_cube: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fused.zarr"
+    fuse(small_cube, out, tile=64, params=SMALL, local_threads=2)
+    fused = xr.open_zarr(out, consolidated=False)
+    assert fused.attrs["method"] == "starfm"
+    assert fused.attrs["complete"] is True
+    assert json.loads(fused.attrs["pairs_used"])["2024-05-05"] == PAIR_DATES
+    assert json.loads(fused.attrs["parameters"])["max_search_distance"] == 300.0
+    assert fused.rio.crs.to_epsg() == 32633
+    cube = xr.open_zarr(small_cube, consolidated=False)
+    np.testing.assert_array_equal(fused["x"].values, cube["x"].values)
+    assert list(fused["band"].values) == ["b1", "b2"]
+    quality = fused["quality"].values
+    assert quality.dtype == np.uint16
+    assert ((quality == 0) == np.isnan(fused["fused"].values)).all()
+    assert fused["tile_done"].values.all()
+
+
+def test_distributed_cluster_matches_thread_pool(small_cube: Path, tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    local = fuse(small_cube, tmp_path / "a.zarr", tile=64, params=SMALL, local_threads=1)
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        dist = fuse(small_cube, tmp_path / "b.zarr", tile=64, params=SMALL, client=client)
+    assert dist.tiles_computed == local.tiles_computed == 9
+    np.testing.assert_array_equal(
+        read_fused(tmp_path / "a.zarr", PREDICT_DATES),
+        read_fused(tmp_path / "b.zarr", PREDICT_DATES),
+    )
+
+
+def test_rerun_is_a_no_op_and_other_parameters_are_refused(
+    small_cube: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "fused.zarr"
+    first = fuse(small_cube, out, tile=64, params=SMALL, local_threads=2)
+    again = fuse(small_cube, out, tile=64, params=SMALL, local_threads=2)
+    assert (first.tiles_computed, again.tiles_computed, again.tiles_skipped) == (9, 0, 9)
+    with pytest.raises(OutputError, match="other parameters"):
+        fuse(small_cube, out, tile=64, params={"max_search_distance": 450.0})
+    replaced = fuse(small_cube, out, tile=64, params={"max_search_distance": 450.0}, overwrite=True)
+    assert replaced.tiles_computed == 9
+
+
+def test_new_dates_are_appended_and_only_they_are_computed(
+    small_cube: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "fused.zarr"
+    first = fuse(small_cube, out, dates=["2024-05-03"], tile=64, params=SMALL, local_threads=2)
+    assert first.dates_computed == ["2024-05-03"]
+    second = fuse(small_cube, out, dates=PREDICT_DATES, tile=64, params=SMALL, local_threads=2)
+    assert second.dates_computed == ["2024-05-03", "2024-05-05", "2024-05-07"]
+    assert second.tiles_skipped == 0  # the group changed: one task covers all three dates
+    expected = whole_image_reference(small_cube, PAIR_DATES, PREDICT_DATES, SMALL)
+    np.testing.assert_array_equal(read_fused(out, PREDICT_DATES), expected)
+    third = fuse(small_cube, out, dates=["2024-05-05"], tile=64, params=SMALL, local_threads=2)
+    assert third.tiles_computed == 0
+
+
+def test_changed_pairs_recompute_the_date(tmp_path: Path) -> None:
+    days = ["2024-05-01", "2024-05-03", "2024-05-05"]
+    truth = synthetic_scene((48, 48), 1, days, seed=3)
+    coarse = block_mean(truth, 8)
+    cube = tmp_path / "cube.zarr"
+    write_cube(cube, {"2024-05-01": truth["2024-05-01"]}, coarse, chunk=16)
+    out = tmp_path / "fused.zarr"
+    first = fuse(cube, out, dates=["2024-05-03"], tile=16, params=SMALL)
+    assert first.groups == [{"pairs": ["2024-05-01"], "dates": ["2024-05-03"]}]
+    # a new fine scene arrives on 05-05: 05-03 now has a pair on each side and is recomputed
+    write_cube(cube, {d: truth[d] for d in ("2024-05-01", "2024-05-05")}, coarse, chunk=16)
+    second = fuse(cube, out, dates=["2024-05-03"], tile=16, params=SMALL)
+    assert second.dates_computed == ["2024-05-03"]
+    assert second.tiles_computed == 9
+    expected = whole_image_reference(cube, ["2024-05-01", "2024-05-05"], ["2024-05-03"], SMALL)
+    np.testing.assert_array_equal(read_fused(out, ["2024-05-03"]), expected)
+    pairs_used = json.loads(xr.open_zarr(out, consolidated=False).attrs["pairs_used"])
+    assert pairs_used["2024-05-03"] == ["2024-05-01", "2024-05-05"]
+
+
+def test_cloudy_pair_is_skipped(tmp_path: Path) -> None:
+    days = ["2024-06-01", "2024-06-02", "2024-06-03"]
+    truth = synthetic_scene((40, 40), 1, days)
+    fine = {"2024-06-01": truth["2024-06-01"], "2024-06-03": truth["2024-06-03"]}
+    cloudy = np.zeros((40, 40), dtype=bool)
+    cloudy[:5] = True  # 12.5 % valid
+    cube = write_cube(
+        tmp_path / "c.zarr", fine, block_mean(truth, 8), fine_valid={"2024-06-03": cloudy}
+    )
+    report = fuse(cube, tmp_path / "f.zarr", params=SMALL)
+    assert report.skipped_pairs == ["2024-06-03"]
+    assert report.groups == [{"pairs": ["2024-06-01"], "dates": ["2024-06-02", "2024-06-03"]}]
+
+
+def test_bad_input_is_reported_clearly(small_cube: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fused.zarr"
+    with pytest.raises(ConfigError, match="unknown fusion method 'magic'"):
+        fuse(small_cube, out, method="magic")
+    with pytest.raises(ConfigError, match="date 2023-01-01 is not in the cube"):
+        fuse(small_cube, out, dates=["2023-01-01"])
+    with pytest.raises(ConfigError, match="no usable pair for 2024-05-03"):
+        fuse(small_cube, out, dates=["2024-05-03"], pairs="after", min_pair_valid_fraction=0.99)
+    with pytest.raises(ConfigError, match="unknown STARFM parameter"):
+        fuse(small_cube, out, params={"window": 3})
+    a_file = tmp_path / "a_file.zarr"
+    a_file.write_text("not a store")
+    with pytest.raises(OutputError, match="is a file"):
+        fuse(small_cube, a_file, params=SMALL)
+    assert a_file.read_text() == "not a store"
+    with pytest.raises(InputError, match="not a stfcube cube"):
+        fuse(tmp_path, out)
+    assert not out.exists()
+
+
+def test_unreachable_scheduler_is_reported(small_cube: Path, tmp_path: Path) -> None:
+    from pipeline.cluster import ClusterSpec
+
+    with pytest.raises(ConfigError, match="cannot reach the dask scheduler"):
+        fuse(
+            small_cube,
+            tmp_path / "f.zarr",
+            params=SMALL,
+            cluster=ClusterSpec(scheduler="tcp://127.0.0.1:9"),
+        )
+
+
+def _done_tiles(out: Path) -> int:
+    try:
+        return int(zarr.open_group(str(out), mode="r")["tile_done"][...].sum())
+    except Exception:
+        return 0
+
+
+SLOW_TILES = """
+import time
+import pipeline.fuse as _fuse
+
+_original = _fuse.run_tile
+
+
+def run_tile(task):
+    time.sleep(0.2)
+    return _original(task)
+
+
+_fuse.run_tile = run_tile
+"""
+
+
+def test_killed_run_resumes_only_missing_tiles(small_cube: Path, tmp_path: Path) -> None:
+    # Every process of the run (the CLI and its dask workers) imports this sitecustomize,
+    # which slows each tile down so that the SIGKILL lands part-way through.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_TILES)
+    out = tmp_path / "fused.zarr"
+    stfcube = Path(sys.executable).with_name("stfcube")
+    cmd = [
+        str(stfcube),
+        "fuse",
+        str(small_cube),
+        str(out),
+        "--tile",
+        "16",
+        "--workers",
+        "1",
+        "--threads-per-worker",
+        "1",
+        "--quiet",
+        "-p",
+        "max_search_distance=300.0",
+    ]
+    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while _done_tiles(out) < 3 * 4 and time.monotonic() < deadline:  # 4 tiles x 3 dates
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _done_tiles(out) // 3
+    total = 9 * 10
+    assert 4 <= done_before < total, "the run must be killed part-way"
+    resumed = fuse(small_cube, out, tile=16, params=SMALL, local_threads=2)
+    assert resumed.tiles_skipped == done_before
+    assert resumed.tiles_computed == total - done_before
+    clean = fuse(small_cube, tmp_path / "clean.zarr", tile=16, params=SMALL, local_threads=2)
+    assert clean.tiles_computed == total
+    for variable in ("fused", "quality"):
+        np.testing.assert_array_equal(
+            xr.open_zarr(out, consolidated=False)[variable].values,
+            xr.open_zarr(tmp_path / "clean.zarr", consolidated=False)[variable].values,
+        )
