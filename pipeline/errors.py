@@ -26,3 +26,7 @@ class ConfigError(StfcubeError):
 
 class OutputError(StfcubeError):
     """The output cannot be written as asked (exists with other parameters, is a file, ...)."""
+
+
+class SchedulerError(StfcubeError):
+    """A batch scheduler (Slurm ``sbatch``, PBS ``qsub``) is missing or refused a job."""

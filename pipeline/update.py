@@ -1,0 +1,260 @@
+"""Region configs and incremental updates: which dates a fused store still needs.
+
+A *region config* (``deploy/regions/*.yaml``) names one operational fusion product: where its
+scenes come from, its cube and fused store, the fusion settings, where the work runs, and (for
+planning at scale) the extent and calendar of the product. The flows, ``stfcube run`` and
+``stfcube plan`` all read it through :func:`load_region_config`.
+
+:func:`dates_to_fuse` compares the cube with the fused store's provenance: a prediction date
+needs fusing when it is not in the store yet (*new*), when the pairs the engine would now use
+differ from the ``pairs_used`` recorded for it (*changed*, e.g. a new fine scene is nearer), or
+when some of its tiles are not marked done (*unfinished*, an interrupted run).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.hpc import RunnerConfig
+from pipeline.pairing import PairGroup
+
+
+class RetryPolicy(BaseModel):
+    """Retries of the flows' I/O tasks, with exponential backoff."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retries: NonNegativeInt = 3
+    """Attempts after the first one."""
+    delay_seconds: NonNegativeFloat = 10.0
+    """Wait before the first retry; each further retry waits twice as long."""
+    jitter: float = Field(0.2, ge=0, le=1)
+    """Random share added to each wait, so retries of many tasks do not hit storage together."""
+
+
+class GridSpec(BaseModel):
+    """Extent of a product that does not exist yet (planning only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    height: PositiveInt
+    """Rows of the fine grid."""
+    width: PositiveInt
+    """Columns of the fine grid."""
+    bands: PositiveInt = 6
+    pixel_size: float | None = None
+    """Fine pixel size in CRS units (informative)."""
+    crs: str | None = None
+    """CRS of the fine grid (informative)."""
+
+
+class CalendarSpec(BaseModel):
+    """Acquisition calendar of a product that does not exist yet (planning only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: date
+    end: date
+    coarse_every_days: PositiveInt = 1
+    """Coarse revisit (MODIS/VIIRS: daily)."""
+    fine_every_days: PositiveInt = 16
+    """Fine revisit (Landsat 8 + 9 together: 8; one Landsat: 16)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CalendarSpec:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+class BatchingSpec(BaseModel):
+    """How a large region is cut into batches (each one bounded dask computation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_tasks_per_batch: PositiveInt = 20_000
+    """Tile tasks (pair group x tile) one batch may hold."""
+    window: PositiveInt = 50
+    """Search window edge in fine pixels (STARFM: 750 m at 30 m = 50); sets halo and cost."""
+
+
+class RegionConfig(BaseModel):
+    """One operational fusion product: sources, stores, settings, compute and planning.
+
+    Relative paths are taken relative to the working directory of the process that runs it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    source: str
+    """Scene source for ingest: a directory of scenes or a STAC catalog (path or URL)."""
+    cube: Path
+    fused: Path
+    truth: str | None = None
+    """Reference for evaluation (a truth cube or scene directory); no evaluation when absent."""
+    evaluation: Path | None = None
+    """Folder for evaluation reports (default: beside the fused store)."""
+    method: str = "starfm"
+    pairs: str | PositiveInt = "nearest"
+    params: dict[str, Any] = Field(default_factory=dict)
+    tile: PositiveInt = 512
+    chunk: PositiveInt = 512
+    min_pair_valid_fraction: float = Field(0.5, ge=0, le=1)
+    device: Literal["cpu", "gpu"] = "cpu"
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    retries: RetryPolicy = Field(default_factory=RetryPolicy)
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    grid: GridSpec | None = None
+    calendar: CalendarSpec | None = None
+
+    @property
+    def evaluation_dir(self) -> Path:
+        """Where evaluation reports go."""
+        return self.evaluation or self.fused.with_name(f"{self.fused.stem}-evaluation")
+
+
+def load_region_config(path: str | Path) -> RegionConfig:
+    """Read and validate a region config (YAML).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not YAML, or does not validate (each problem named with its key).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such region config") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    return region_config_from_mapping(data, origin=path)
+
+
+def region_config_from_mapping(data: Any, *, origin: str | Path = "region config") -> RegionConfig:
+    """Validate a mapping as a :class:`RegionConfig`, reporting problems by key path."""
+    try:
+        return RegionConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{origin}: {problems}") from exc
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    """The prediction dates an update must fuse, and why (dates as ``YYYY-MM-DD``)."""
+
+    new: tuple[str, ...]
+    """Prediction dates not yet in the fused store."""
+    changed: tuple[str, ...]
+    """Dates in the store whose pairs differ from the recorded ``pairs_used``."""
+    unfinished: tuple[str, ...]
+    """Dates in the store with tiles not marked done (an interrupted run)."""
+    groups: tuple[PairGroup, ...]
+    """Pair groups of the dates to fuse (what the engine will compute)."""
+
+    @property
+    def dates(self) -> tuple[str, ...]:
+        """Every date to fuse, sorted."""
+        return tuple(sorted({*self.new, *self.changed, *self.unfinished}))
+
+
+def _day(value: Any) -> str:
+    return str(np.datetime64(value, "D"))
+
+
+def _stored_state(fused_path: Path) -> tuple[dict[str, list[str]], set[str]]:
+    """(``pairs_used`` by date, dates whose tiles are all done) of an existing fused store."""
+    import xarray as xr
+    import zarr
+
+    try:
+        group = zarr.open_group(str(fused_path), mode="r")
+        times = xr.open_zarr(fused_path, consolidated=False)["time"].values
+        done = np.asarray(group["tile_done"][...]).reshape(len(times), -1).all(axis=1)
+    except Exception as exc:
+        raise InputError(fused_path, f"cannot be read as a fused store: {exc}") from exc
+    pairs_used = json.loads(group.attrs.get("pairs_used", "{}"))
+    return pairs_used, {_day(t) for t, ok in zip(times, done, strict=True) if ok}
+
+
+def dates_to_fuse(
+    cube_path: str | Path,
+    fused_path: str | Path,
+    *,
+    method: str = "starfm",
+    pairs: str | int = "nearest",
+    params: dict[str, Any] | None = None,
+    min_pair_valid_fraction: float = 0.5,
+) -> UpdatePlan:
+    """Compare a cube with its fused store: which prediction dates are new, changed or unfinished.
+
+    The prediction dates and their pairs come from the engine's own planner
+    (:func:`pipeline.fuse.plan_fusion` with ``dates=None``: every coarse date without a usable
+    fine image), so this agrees with what :func:`pipeline.fuse.fuse` computes.
+
+    Parameters
+    ----------
+    cube_path, fused_path
+        The cube and the fused store (which may not exist yet: then every date is new).
+    method, pairs, params, min_pair_valid_fraction
+        The fusion settings of the product, as given to :func:`pipeline.fuse.fuse`.
+
+    Returns
+    -------
+    UpdatePlan
+    """
+    from pipeline.fuse import open_cube_raw, plan_fusion
+    from pipeline.methods import get_method
+
+    cube_path, fused_path = Path(cube_path), Path(fused_path)
+    fusion_method = get_method(method)
+    plan = plan_fusion(
+        open_cube_raw(cube_path),
+        cube_path,
+        method=fusion_method,
+        params=fusion_method.make_params(params),
+        dates=None,
+        pairs=pairs,
+        min_pair_valid_fraction=min_pair_valid_fraction,
+    )
+    wanted = {
+        _day(d): [_day(p) for p in group.pair_dates]
+        for group in plan.groups
+        for d in group.predict_dates
+    }
+    recorded, complete = _stored_state(fused_path) if fused_path.exists() else ({}, set())
+    new = tuple(sorted(d for d in wanted if d not in recorded))
+    changed = tuple(sorted(d for d in wanted if d in recorded and recorded[d] != wanted[d]))
+    unfinished = tuple(
+        sorted(d for d in wanted if d in recorded and d not in changed and d not in complete)
+    )
+    todo = {*new, *changed, *unfinished}
+    groups = tuple(
+        PairGroup(g.pair_dates, tuple(d for d in g.predict_dates if _day(d) in todo))
+        for g in plan.groups
+        if any(_day(d) in todo for d in g.predict_dates)
+    )
+    return UpdatePlan(new, changed, unfinished, groups)
