@@ -1,0 +1,157 @@
+"""STARFM per-pixel sums on the CPU: a numba kernel, parallel over output rows.
+
+Per output pixel the work is split in two phases:
+
+1. **Search** (the hot loop, ``pairs x W x W`` cells): compare each window cell's similarity key
+   with the centre's, reading contiguous rows of one plane, and append the cell to a per-thread
+   candidate list without branching (the index is always written, the length only grows when the
+   cell is similar). Unusable cells carry NaN keys, so the single comparison also does the
+   fill/range/mask tests of the reference program.
+2. **Weighting**, per prediction date, over the (few) candidates only: validity filter, weight,
+   then the normalised sum. The candidate list keeps the reference order (pair, row, column) and
+   both sums are accumulated in float32, so the result is bit-identical to the reference program.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numba import njit, prange
+
+if TYPE_CHECKING:
+    from kernels.starfm.api import KernelConstants, TileArrays
+
+_DROPPED = np.float32(-1.0)
+
+
+@njit(cache=True, nogil=True)
+def _search(key, centre, threshold, base, row_stride, span, index, cell, n):
+    """Append the window cells of one pair whose key is within ``threshold`` of ``centre``."""
+    for r in range(span):
+        start = base + r * row_stride
+        cell_start = r * span
+        for j in range(span):
+            index[n] = start + j
+            cell[n] = cell_start + j
+            n += abs(key[start + j] - centre) < threshold
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _weigh(
+    lsr, msr, msr_shift, first, last, index, cell, thr_lsr, thr_msr, factor,
+    and_filter, spectral_only, unit_weight_below, r_dis, total, count,
+):
+    """Un-normalised weights of candidates ``first:last`` of one pair for one date.
+
+    Writes each weight (or ``_DROPPED``) into ``r_dis``, adds the kept weights to the running
+    float32 ``total`` and their number to ``count``, and returns both.
+    """
+    for q in range(first, last):
+        i = index[q]
+        m = msr[i + msr_shift]
+        if m != m:
+            r_dis[q] = _DROPPED
+            continue
+        a_lsr = lsr[i]
+        a_msr = abs(m)
+        far_lsr = a_lsr > thr_lsr
+        far_msr = a_msr > thr_msr
+        dropped = (far_lsr or far_msr) if and_filter else (far_lsr and far_msr)
+        if dropped:
+            r_dis[q] = _DROPPED
+            continue
+        if spectral_only:
+            t_dis = np.float32(np.float64(a_lsr) + 1.0)
+        else:
+            t_dis = np.float32((np.float64(a_msr) + 1.0) * (np.float64(a_lsr) + 1.0))
+        if t_dis < unit_weight_below:
+            r = np.float32(1.0)
+        else:
+            r = np.float32(1.0 / (np.float64(t_dis) * factor[cell[q]]))
+        r_dis[q] = r
+        total = np.float32(total + r)
+        count += 1
+    return total, count
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _predict_rows(
+    key, value, lsr, msr, centre_key, thr_lsr, thr_msr, slices, factor,
+    lo, hi, halo, and_filter, spectral_only, unit_weight_below, fsr_out, count_out,
+):
+    n_pairs, height, width = key.shape
+    n_dates = msr.shape[1]
+    plane = height * width
+    span = hi - lo + 1
+    ncell = span * span
+    h, w = thr_lsr.shape
+    key_flat = key.reshape(-1)
+    value_flat = value.reshape(-1)
+    lsr_flat = lsr.reshape(-1)
+    msr_flat = msr.reshape(-1)
+    for y in prange(h):
+        index = np.empty(n_pairs * ncell, dtype=np.int64)
+        cell = np.empty(n_pairs * ncell, dtype=np.int64)
+        r_dis = np.empty(n_pairs * ncell, dtype=np.float32)
+        bounds = np.zeros(n_pairs + 1, dtype=np.int64)
+        for x in range(w):
+            n = 0
+            for p in range(n_pairs):
+                centre = centre_key[p, y, x]
+                if centre == centre:
+                    base = p * plane + (y + halo + lo) * width + (x + halo + lo)
+                    n = _search(key_flat, centre, slices[p], base, width, span, index, cell, n)
+                bounds[p + 1] = n
+            for k in range(n_dates):
+                total = np.float32(0.0)
+                count = 0
+                for p in range(n_pairs):
+                    total, count = _weigh(
+                        lsr_flat, msr_flat, (p * (n_dates - 1) + k) * plane,
+                        bounds[p], bounds[p + 1], index, cell, thr_lsr[y, x], thr_msr[k, y, x],
+                        factor, and_filter, spectral_only, unit_weight_below, r_dis, total, count,
+                    )
+                fsr = np.float32(0.0)
+                if count > 0:
+                    for p in range(n_pairs):
+                        shift = (p * (n_dates - 1) + k) * plane
+                        for q in range(bounds[p], bounds[p + 1]):
+                            if r_dis[q] != _DROPPED:
+                                i = index[q]
+                                weight = np.float32(r_dis[q] / total)
+                                term = np.float32(value_flat[i] - msr_flat[i + shift])
+                                fsr = np.float32(fsr + np.float32(weight * term))
+                fsr_out[k, y, x] = fsr
+                count_out[k, y, x] = count
+
+
+def predict_sums(tile: TileArrays, consts: KernelConstants, xp: Any) -> tuple[Any, Any]:
+    """Weighted prediction and candidate count of every interior pixel and date (NumPy in/out).
+
+    Same contract as :func:`kernels.starfm._ref.predict_sums`; ``xp`` must be NumPy.
+    """
+    n_dates, h, w = tile.thr_msr.shape
+    fsr = np.empty((n_dates, h, w), dtype=np.float32)
+    count = np.empty((n_dates, h, w), dtype=np.int32)
+    _predict_rows(
+        np.ascontiguousarray(tile.key),
+        np.ascontiguousarray(tile.value),
+        np.ascontiguousarray(tile.lsr),
+        np.ascontiguousarray(tile.msr),
+        np.ascontiguousarray(tile.centre_key),
+        np.ascontiguousarray(tile.thr_lsr),
+        np.ascontiguousarray(tile.thr_msr),
+        np.asarray(consts.slices, dtype=np.float32),
+        np.asarray(consts.distance_factor, dtype=np.float64),
+        consts.lo,
+        consts.hi,
+        tile.halo,
+        consts.and_filter,
+        consts.spectral_only,
+        np.float32(consts.unit_weight_below),
+        fsr,
+        count,
+    )
+    return fsr, count
