@@ -1,0 +1,75 @@
+"""``stfcube ingest``: scene stacks into one analysis-ready Zarr cube."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.cube import DEFAULT_CHUNK
+from pipeline.ingest import ingest
+from pipeline.readers import RESAMPLING_METHODS
+
+
+def ingest_command(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="STAC catalog/collection JSON (path or URL), YAML/CSV manifest, or a directory "
+            "holding catalog.json or manifest.yaml/.csv."
+        ),
+    ],
+    cube: Annotated[Path, typer.Argument(help="Zarr cube to create or append to.")],
+    chunk: Annotated[int, typer.Option(help="Spatial chunk size in pixels.")] = DEFAULT_CHUNK,
+    overwrite: Annotated[
+        bool, typer.Option(help="Rewrite dates the cube already has for the same sensor.")
+    ] = False,
+    resampling: Annotated[
+        str,
+        typer.Option(
+            help=f"Coarse-to-fine-grid method: {', '.join(RESAMPLING_METHODS)} (average equals "
+            "nearest when the coarse grid nests the fine grid)."
+        ),
+    ] = "average",
+    roles: Annotated[
+        str,
+        typer.Option(help="Roles to ingest, comma-separated: fine,coarse (default) or truth."),
+    ] = "fine,coarse",
+    native: Annotated[
+        bool | None,
+        typer.Option(
+            "--native/--no-native",
+            help="Require (or skip) keeping coarse images on their native grid; default: keep "
+            "it when it nests the fine grid.",
+        ),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Directory the manifest's scene paths are relative to.")
+    ] = None,
+) -> None:
+    """Ingest SOURCE into CUBE: validate every input first, then write (or append) lazily."""
+    console = Console()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        report = ingest(
+            source,
+            cube,
+            chunk=chunk,
+            overwrite=overwrite,
+            resampling=resampling,
+            roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
+            native=native,
+            root=root,
+        )
+    for note in dict.fromkeys(
+        str(w.message) for w in caught if issubclass(w.category, UserWarning)
+    ):
+        console.print(f"[yellow]warning:[/] {note}")
+    console.print(report.summary())
+    if report.skipped:
+        console.print(
+            f"already in the cube (use --overwrite to rewrite): {', '.join(report.skipped)}"
+        )
