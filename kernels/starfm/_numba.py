@@ -26,30 +26,55 @@ _DROPPED = np.float32(-1.0)
 
 
 @njit(cache=True, nogil=True)
-def _search(key, centre, threshold, base, row_stride, span, index, cell, n):
-    """Append the window cells of one pair whose key is within ``threshold`` of ``centre``."""
+def _search(key, centre, threshold, base, row_stride, span, similar, words, cell, n):
+    """Append the window cells of one pair whose key is within ``threshold`` of ``centre``.
+
+    ``key[base + r*row_stride + j]`` is window cell ``r*span + j``. Per window row, a
+    vectorisable loop writes the 0/1 similarity bytes into ``similar`` (``words`` is the same
+    buffer seen as uint64); runs of 8 dissimilar cells are then skipped a word at a time, and the
+    other cells are compacted into ``cell`` without branching.
+    """
     for r in range(span):
         start = base + r * row_stride
-        cell_start = r * span
         for j in range(span):
-            index[n] = start + j
-            cell[n] = cell_start + j
-            n += abs(key[start + j] - centre) < threshold
+            similar[j] = abs(key[start + j] - centre) < threshold
+        cell_start = r * span
+        for word in range(words.size):
+            if words[word] != 0:
+                for j in range(8 * word, 8 * word + 8):
+                    cell[n] = cell_start + j
+                    n += similar[j]
     return n
 
 
 @njit(cache=True, nogil=True)
 def _weigh(
-    lsr, msr, msr_shift, first, last, index, cell, thr_lsr, thr_msr, factor,
-    and_filter, spectral_only, unit_weight_below, r_dis, total, count,
+    lsr,
+    msr,
+    base,
+    msr_shift,
+    first,
+    last,
+    cell,
+    offset,
+    thr_lsr,
+    thr_msr,
+    factor,
+    and_filter,
+    spectral_only,
+    unit_weight_below,
+    r_dis,
+    total,
+    count,
 ):
-    """Un-normalised weights of candidates ``first:last`` of one pair for one date.
+    """Weights of candidates ``first:last`` (one pair, one date) and the running sums.
 
-    Writes each weight (or ``_DROPPED``) into ``r_dis``, adds the kept weights to the running
-    float32 ``total`` and their number to ``count``, and returns both.
+    Candidate ``q`` is the pixel ``base + offset[cell[q]]`` of the pair's planes. Writes its
+    un-normalised weight (or ``_DROPPED``) into ``r_dis[q]``, adds kept weights to the float32
+    running ``total`` and their number to ``count``, and returns both.
     """
     for q in range(first, last):
-        i = index[q]
+        i = base + offset[cell[q]]
         m = msr[i + msr_shift]
         if m != m:
             r_dis[q] = _DROPPED
@@ -76,53 +101,110 @@ def _weigh(
     return total, count
 
 
+@njit(cache=True, nogil=True)
+def _weighted_sum(value, msr, base, msr_shift, first, last, cell, offset, r_dis, total, fsr):
+    """Add the normalised contributions of candidates ``first:last`` to ``fsr`` (float32)."""
+    for q in range(first, last):
+        r = r_dis[q]
+        if r != _DROPPED:
+            i = base + offset[cell[q]]
+            weight = np.float32(r / total)
+            term = np.float32(value[i] - msr[i + msr_shift])
+            fsr = np.float32(fsr + np.float32(weight * term))
+    return fsr
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def _predict_rows(
-    key, value, lsr, msr, centre_key, thr_lsr, thr_msr, slices, factor,
-    lo, hi, halo, and_filter, spectral_only, unit_weight_below, fsr_out, count_out,
+    key,
+    value,
+    lsr,
+    msr,
+    centre_key,
+    thr_lsr,
+    thr_msr,
+    slices,
+    factor,
+    lo,
+    hi,
+    halo,
+    and_filter,
+    spectral_only,
+    unit_weight_below,
+    fsr_out,
+    count_out,
 ):
     n_pairs, height, width = key.shape
     n_dates = msr.shape[1]
     plane = height * width
     span = hi - lo + 1
-    ncell = span * span
     h, w = thr_lsr.shape
     key_flat = key.reshape(-1)
     value_flat = value.reshape(-1)
     lsr_flat = lsr.reshape(-1)
     msr_flat = msr.reshape(-1)
+    n_words = (span + 7) // 8
+    offset = np.empty(span * span, dtype=np.int64)
+    for r in range(span):
+        for j in range(span):
+            offset[r * span + j] = r * width + j
     for y in prange(h):
-        index = np.empty(n_pairs * ncell, dtype=np.int64)
-        cell = np.empty(n_pairs * ncell, dtype=np.int64)
-        r_dis = np.empty(n_pairs * ncell, dtype=np.float32)
+        # Compaction writes up to 7 cells past the last similar one: pad the list by 8.
+        cell = np.empty(n_pairs * span * span + 8, dtype=np.int32)
+        similar = np.zeros(8 * n_words, dtype=np.uint8)
+        words = similar.view(np.uint64)
+        r_dis = np.empty(n_pairs * span * span, dtype=np.float32)
         bounds = np.zeros(n_pairs + 1, dtype=np.int64)
+        bases = np.empty(n_pairs, dtype=np.int64)
         for x in range(w):
             n = 0
             for p in range(n_pairs):
+                bases[p] = p * plane + (y + halo + lo) * width + (x + halo + lo)
                 centre = centre_key[p, y, x]
                 if centre == centre:
-                    base = p * plane + (y + halo + lo) * width + (x + halo + lo)
-                    n = _search(key_flat, centre, slices[p], base, width, span, index, cell, n)
+                    n = _search(
+                        key_flat, centre, slices[p], bases[p], width, span, similar, words, cell, n
+                    )
                 bounds[p + 1] = n
             for k in range(n_dates):
                 total = np.float32(0.0)
                 count = 0
                 for p in range(n_pairs):
                     total, count = _weigh(
-                        lsr_flat, msr_flat, (p * (n_dates - 1) + k) * plane,
-                        bounds[p], bounds[p + 1], index, cell, thr_lsr[y, x], thr_msr[k, y, x],
-                        factor, and_filter, spectral_only, unit_weight_below, r_dis, total, count,
+                        lsr_flat,
+                        msr_flat,
+                        bases[p],
+                        (p * (n_dates - 1) + k) * plane,
+                        bounds[p],
+                        bounds[p + 1],
+                        cell,
+                        offset,
+                        thr_lsr[y, x],
+                        thr_msr[k, y, x],
+                        factor,
+                        and_filter,
+                        spectral_only,
+                        unit_weight_below,
+                        r_dis,
+                        total,
+                        count,
                     )
                 fsr = np.float32(0.0)
                 if count > 0:
                     for p in range(n_pairs):
-                        shift = (p * (n_dates - 1) + k) * plane
-                        for q in range(bounds[p], bounds[p + 1]):
-                            if r_dis[q] != _DROPPED:
-                                i = index[q]
-                                weight = np.float32(r_dis[q] / total)
-                                term = np.float32(value_flat[i] - msr_flat[i + shift])
-                                fsr = np.float32(fsr + np.float32(weight * term))
+                        fsr = _weighted_sum(
+                            value_flat,
+                            msr_flat,
+                            bases[p],
+                            (p * (n_dates - 1) + k) * plane,
+                            bounds[p],
+                            bounds[p + 1],
+                            cell,
+                            offset,
+                            r_dis,
+                            total,
+                            fsr,
+                        )
                 fsr_out[k, y, x] = fsr
                 count_out[k, y, x] = count
 

@@ -635,8 +635,9 @@ def starfm_tile(
         Prediction (dates, ty, tx) float32 and quality (dates, ty, tx) uint16, on the inputs'
         device.
     """
-    xp = array_module(fine, coarse, coarse_pred, fine_valid, coarse_valid, coarse_pred_valid,
-                      class_map)
+    xp = array_module(
+        fine, coarse, coarse_pred, fine_valid, coarse_valid, coarse_pred_valid, class_map
+    )
     predict = _engine(engine, xp)
     if not isinstance(halo, int | np.integer) or halo < params.halo:
         raise ValueError(f"halo must be an integer >= params.halo = {params.halo}, got {halo!r}")
@@ -726,8 +727,9 @@ def starfm(
         mode=mode,
         use_spatial=use_spatial,
     )
-    xp = array_module(fine, coarse, coarse_pred, fine_valid, coarse_valid, coarse_pred_valid,
-                      class_map)
+    xp = array_module(
+        fine, coarse, coarse_pred, fine_valid, coarse_valid, coarse_pred_valid, class_map
+    )
     inputs = _check_inputs(
         xp, fine, coarse, coarse_pred, fine_valid, coarse_valid, coarse_pred_valid, class_map
     )
