@@ -72,8 +72,10 @@ class EvaluationReport:
     ----------
     out_dir : Path
         Report directory.
-    fused_path, truth_path : Path
-        The evaluated stores.
+    fused_path : Path
+        The evaluated fused store.
+    truth : str
+        The truth as given (cube path, or the scenes' source).
     method : str or None
         Fusion method named by the fused store.
     dates, bands : tuple of str
@@ -94,7 +96,7 @@ class EvaluationReport:
 
     out_dir: Path
     fused_path: Path
-    truth_path: Path
+    truth: str
     method: str | None
     dates: tuple[str, ...]
     bands: tuple[str, ...]
@@ -109,7 +111,7 @@ class EvaluationReport:
         return {
             "stfcube_report": "evaluation/1",
             "fused": str(self.fused_path),
-            "truth": str(self.truth_path),
+            "truth": self.truth,
             "method": self.method,
             "dates": list(self.dates),
             "bands": list(self.bands),
@@ -162,11 +164,12 @@ def open_fused(path: str | Path) -> xr.Dataset:
     return _sorted_time(ds)
 
 
+def _is_zarr_store(path: Path) -> bool:
+    return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
+
+
 def open_truth(path: str | Path) -> xr.Dataset:
     """Open a truth cube: its ``fine`` variable is the truth, ``fine_valid`` its mask.
-
-    A directory of scenes or a STAC catalog must first be ingested (``stfcube ingest ...
-    --roles truth``); only cubes are accepted here.
 
     Raises
     ------
@@ -174,12 +177,6 @@ def open_truth(path: str | Path) -> xr.Dataset:
         When the path is not a cube with ``fine`` and ``fine_valid``.
     """
     path = Path(path)
-    if path.is_dir() and not (path / "zarr.json").exists() and not (path / ".zgroup").exists():
-        raise InputError(
-            path,
-            "truth must be a cube (Zarr store with fine + fine_valid); ingest scenes or a STAC "
-            "catalog first with `stfcube ingest`",
-        )
     ds = _open_zarr(path, "truth cube")
     missing = [name for name in ("fine", "fine_valid") if name not in ds]
     if missing:
@@ -187,6 +184,29 @@ def open_truth(path: str | Path) -> xr.Dataset:
     if ds["fine"].dims != ("time", "band", "y", "x"):
         raise InputError(path, f"fine has dims {ds['fine'].dims}, expected (time, band, y, x)")
     return _sorted_time(ds)
+
+
+def truth_cube(truth: str | Path, workdir: Path, chunk: int, notes: list[str]) -> Path:
+    """Path of a truth cube: ``truth`` itself, or scenes ingested into ``workdir``.
+
+    A Zarr store is taken as a cube. Anything else (a STAC catalog or collection, a manifest, a
+    directory holding one, or a URL) is ingested with ``roles=("truth",)`` into
+    ``workdir/truth.zarr``, chunked like the fused store.
+
+    Raises
+    ------
+    InputError
+        When the scenes cannot be ingested (raised by :func:`pipeline.ingest.ingest`).
+    """
+    text = str(truth)
+    if "://" not in text and _is_zarr_store(Path(text)):
+        return Path(text)
+    from pipeline.ingest import ingest  # deferred: STAC and raster readers are heavy imports
+
+    cube = workdir / "truth.zarr"
+    ingest(text, cube, chunk=chunk, roles=("truth",))
+    notes.append(f"truth scenes {text} ingested into a temporary cube")
+    return cube
 
 
 def _iso(times: Any) -> list[str]:
@@ -680,7 +700,7 @@ def _scatters(
             out / name,
             samples,
             {r["band"]: r for r in rows if r["date"] == date},
-            title=f"{date}: fused vs truth (every {chips.stride}th pixel; statistics at full "
+            title=f"{date}: fused vs truth (pixel stride {chips.stride}; statistics at full "
             "resolution)",
         )
         files[f"scatter:{date}"] = name
@@ -766,13 +786,18 @@ def _locations(
 # Public entry points
 
 
-def _staging_dir(out_dir: Path, overwrite: bool) -> Path:
-    """Temporary sibling of ``out_dir`` to build the report in (renamed when complete)."""
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse a file or a non-empty directory (unless ``overwrite``); create the parent."""
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a directory")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise OutputError(f"{out_dir}: report directory exists and is not empty (use --overwrite)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _staging_dir(out_dir: Path, overwrite: bool) -> Path:
+    """Temporary sibling of ``out_dir`` to build the report in (renamed when complete)."""
+    _check_out_dir(out_dir, overwrite)
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
 
 
@@ -820,7 +845,9 @@ def evaluate(
     fused_path : str or Path
         Fused Zarr store (``fused/1``).
     truth : str or Path
-        Truth cube (``cube/1``; ``fine`` is the truth, ``fine_valid`` its mask) on the same grid.
+        Truth on the fused grid: a cube (``cube/1``; ``fine`` is the truth, ``fine_valid`` its
+        mask), or scenes (STAC catalog/collection, manifest, a directory holding one) that are
+        ingested with ``roles=("truth",)`` into a temporary cube beside ``out_dir``.
     out_dir : str or Path
         Report directory: ``metrics.json``, ``metrics.csv``, ``quicklook_<date>.png``,
         ``scatter_<date>.png``, ``timeseries.png``, ``report.md``, ``report.html``.
@@ -856,10 +883,52 @@ def evaluate(
     InputError, ConfigError, OutputError
         On unreadable or mismatched inputs, bad options or an unwritable report directory.
     """
-    fused_path, truth_path, out_dir = Path(fused_path), Path(truth), Path(out_dir)
+    fused_path, out_dir = Path(fused_path), Path(out_dir)
     notes: list[str] = []
     fused_ds = open_fused(fused_path)
-    truth_ds = open_truth(truth_path)
+    _check_out_dir(out_dir, overwrite)
+    with tempfile.TemporaryDirectory(prefix=".stfcube-truth-", dir=out_dir.parent) as workdir:
+        chunk = max(fused_ds["fused"].encoding.get("chunks", (1, 1, 512, 512))[-2:])
+        truth_path = truth_cube(truth, Path(workdir), int(chunk), notes)
+        return _evaluate_opened(
+            fused_path,
+            fused_ds,
+            str(truth),
+            open_truth(truth_path),
+            out_dir,
+            notes,
+            dates=dates,
+            bands=bands,
+            resolution_ratio=resolution_ratio,
+            points=points,
+            pixels=pixels,
+            data_range=data_range,
+            source_cube=source_cube,
+            max_chip=max_chip,
+            overwrite=overwrite,
+        )
+
+
+def _evaluate_opened(
+    fused_path: Path,
+    fused_ds: xr.Dataset,
+    truth: str,
+    truth_ds: xr.Dataset,
+    out_dir: Path,
+    notes: list[str],
+    *,
+    dates: Sequence[str] | None,
+    bands: Sequence[str] | None,
+    resolution_ratio: float | str | None,
+    points: Sequence[tuple[float, float]] | None,
+    pixels: Sequence[tuple[int, int]] | None,
+    data_range: float | None,
+    source_cube: str | Path | None,
+    max_chip: int,
+    overwrite: bool,
+) -> EvaluationReport:
+    """:func:`evaluate` once both inputs are open (``truth`` names the truth as given)."""
+    truth_path = Path(truth)
     check_same_grid(fused_ds, truth_ds, truth_path)
     sel_dates = select_dates(fused_ds, truth_ds, dates, truth_path)
     sel_bands = select_bands(fused_ds, truth_ds, bands, truth_path)
@@ -886,7 +955,7 @@ def evaluate(
         report = EvaluationReport(
             out_dir=out_dir,
             fused_path=fused_path,
-            truth_path=truth_path,
+            truth=truth,
             method=method,
             dates=tuple(sel_dates),
             bands=tuple(sel_bands),

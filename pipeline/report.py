@@ -43,6 +43,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 STRETCH_PERCENTILES = (2.0, 98.0)
 _DPI = 110
+_NODATA_GREY = "0.85"
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
 max-width:1200px;color:#222;padding:0 1em}
@@ -186,6 +187,7 @@ def plot_quicklook(
             if image is None:
                 _blank(ax, name, "not available")
                 continue
+            ax.set_facecolor(_NODATA_GREY)
             ax.imshow(stretch(_select(image, bands, comp.bands), limits), interpolation="nearest")
             ax.set_title(f"{name}\n{comp.name}", fontsize=9)
             ax.set_xticks([])
@@ -210,7 +212,7 @@ def _error_panel(
         _blank(ax, f"error ({band})", "no valid pixels")
         return
     limit = float(np.percentile(finite, STRETCH_PERCENTILES[1])) or float(finite.max()) or 1.0
-    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.85")
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad=_NODATA_GREY)
     im = ax.imshow(
         np.ma.masked_invalid(error), cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest"
     )
@@ -331,7 +333,7 @@ def plot_timeseries(path: Path, points: Sequence[PointSeries], bands: Sequence[s
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=8)
+        fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), fontsize=8)
     fig.savefig(path, dpi=_DPI)
 
 
@@ -416,7 +418,7 @@ def _settings_lines(report: Mapping[str, Any]) -> list[str]:
         f"ERGAS resolution ratio h/l: {_fmt(s['resolution_ratio'])}",
         f"SSIM: {s['ssim_window']}x{s['ssim_window']} uniform window, K1={s['ssim_k1']}, "
         f"K2={s['ssim_k2']}",
-        f"pictures read every {s['chip_stride']}th pixel",
+        f"pictures decimated with stride {s['chip_stride']} (1 = full resolution)",
     ]
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 import typer
 import xarray as xr
+import yaml
 from typer.testing import CliRunner
 
 from kernels import metrics as km
@@ -216,7 +218,7 @@ def test_evaluate_refuses_to_overwrite_and_checks_inputs(site: dict, report: obj
         evaluate(site["fused"], site["cube"], report.out_dir)
     with pytest.raises(InputError, match="fused store"):
         evaluate(site["cube"], site["cube"], site["root"] / "bad")
-    with pytest.raises(InputError, match="truth must be a cube"):
+    with pytest.raises(InputError, match=r"neither catalog\.json nor a manifest"):
         evaluate(site["fused"], site["root"], site["root"] / "bad")
     with pytest.raises(ConfigError, match="2021-01-01"):
         evaluate(site["fused"], site["cube"], site["root"] / "bad", dates=["2021-01-01"])
@@ -240,6 +242,43 @@ def test_given_data_range_band_selection_and_unknown_ratio(site: dict, tmp_path:
     assert rep.settings["resolution_ratio"] == pytest.approx(1 / RATIO)
     rep2 = evaluate(fused, site["cube"], tmp_path / "r2", resolution_ratio="30/480")
     assert rep2.settings["resolution_ratio"] == pytest.approx(0.0625)
+
+
+def _write_truth_scenes(root: Path, truth: np.ndarray, dates: list[int]) -> Path:
+    """GeoTIFF truth scenes on the cube grid plus a manifest listing them with role truth."""
+    transform = rasterio.transform.from_origin(1000.0, 5000.0, PIXEL, PIXEL)
+    root.mkdir()
+    scenes = []
+    for d in dates:
+        name = f"truth_{DATES[d]:%Y%m%d}.tif"
+        profile = {
+            "driver": "GTiff",
+            "width": NX,
+            "height": NY,
+            "count": len(BANDS),
+            "dtype": "int16",
+            "crs": "EPSG:32633",
+            "transform": transform,
+            "nodata": -9999,
+        }
+        with rasterio.open(root / name, "w", **profile) as dst:
+            dst.write(np.round(truth[d] * 10000).astype(np.int16))
+        scenes.append({"role": "truth", "date": f"{DATES[d]:%Y-%m-%d}", "path": name})
+    manifest = {"bands": BANDS, "coarse_ratio": RATIO, "scenes": scenes}
+    (root / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    return root
+
+
+def test_truth_scenes_are_ingested_on_the_fly(site: dict, tmp_path: Path) -> None:
+    scenes = _write_truth_scenes(tmp_path / "scenes", site["truth"], [2])
+    fused = write_fused(tmp_path / "f.zarr", site["prediction"] * 10000, [2], None)
+    rep = evaluate(fused, scenes, tmp_path / "r", data_range=10000.0)
+    row = _row(list(rep.band_rows), "2020-02-02", "nir")
+    truth = np.round(site["truth"][2, 3] * 10000)
+    expected = km.rmse(site["prediction"][2, 3] * 10000, truth)
+    assert row["rmse"] == pytest.approx(expected, rel=1e-6)
+    assert any("ingested" in n for n in rep.notes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zarr", "r", "scenes"]
 
 
 def test_compare_highlights_the_better_method(site: dict, report: object, tmp_path: Path) -> None:
