@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 
 # Command registration: one line per command module.
+from pipeline.commands import evaluate as _evaluate  # noqa: E402
 from pipeline.commands import fuse as _fuse  # noqa: E402
 from pipeline.commands import ingest as _ingest  # noqa: E402
 from pipeline.commands import simulate as _simulate  # noqa: E402
@@ -30,6 +31,8 @@ from pipeline.commands import simulate as _simulate  # noqa: E402
 app.command("simulate")(_simulate.simulate_command)
 app.command("fuse")(_fuse.fuse_command)
 app.command("ingest")(_ingest.ingest_command)
+app.command("evaluate")(_evaluate.evaluate_command)
+app.command("compare")(_evaluate.compare_command)
 
 
 def main() -> None:

@@ -45,7 +45,13 @@ def _summary_table(rows: list[dict[str, Any]], date_rows: list[dict[str, Any]]) 
 
 def evaluate_command(
     fused: Annotated[Path, typer.Argument(help="Fused Zarr store written by stfcube fuse.")],
-    truth: Annotated[Path, typer.Argument(help="Truth cube (fine = truth, fine_valid = mask).")],
+    truth: Annotated[
+        str,
+        typer.Argument(
+            help="Truth cube (fine = truth, fine_valid = mask), or truth scenes to ingest "
+            "(STAC catalog/collection path or URL, manifest, or a directory holding one)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report directory to write.")],
     dates: Annotated[
         list[str] | None, typer.Option("--date", help="Date YYYY-MM-DD to evaluate (repeatable).")
