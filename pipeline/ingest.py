@@ -717,6 +717,14 @@ def _cube_attrs(stack: SceneStack, plan: _Plan, resampling: str) -> dict:
     return attrs
 
 
+def _with_cube_attrs(ds: xr.Dataset, cube: xr.Dataset) -> xr.Dataset:
+    """Carry the cube's dataset and variable attributes (xarray rewrites them on writes)."""
+    ds = ds.assign_attrs(cube.attrs)
+    for name in ds.data_vars:
+        ds[name].attrs = {**cube[name].attrs, **ds[name].attrs}
+    return ds
+
+
 def _update(
     cube: xr.Dataset,
     cube_path: Path,
@@ -745,10 +753,10 @@ def _update(
             in_place.setdefault(index[day], []).append(sensor)
     for position, sensors in sorted(in_place.items()):
         day = np.datetime64(cube["time"].values[position], "D")
-        write_date(_dataset([day], by_key, sensors, plan, chunk, resampling), cube_path, position)
+        ds = _dataset([day], by_key, sensors, plan, chunk, resampling)
+        write_date(_with_cube_attrs(ds, cube), cube_path, position)
     new_dates = sorted({day for _, day in by_key if day not in index})
     if new_dates:
-        append_dates(
-            _dataset(new_dates, by_key, ("fine", "coarse"), plan, chunk, resampling), cube_path
-        )
+        ds = _dataset(new_dates, by_key, ("fine", "coarse"), plan, chunk, resampling)
+        append_dates(_with_cube_attrs(ds, cube), cube_path)
     return written, skipped, overwritten, len(index) + len(new_dates)
