@@ -364,3 +364,15 @@ def test_bad_tile_arguments() -> None:
         starfm_tile(*args, slices=[10, 3], params=params, halo=3)
     with pytest.raises(ValueError, match=r"finite and >= 0"):
         starfm_tile(*args, slices=[-1], params=params, halo=3)
+
+
+def test_mixed_host_and_device_arrays_are_rejected() -> None:
+    from kernels._backend import array_module
+
+    class FakeCupyArray:  # dispatch goes by the defining module, like cupy.ndarray
+        __module__ = "cupy._core.core"
+        ndim = 3
+
+    with pytest.raises(TypeError, match="mix NumPy"):
+        array_module(np.zeros(3), FakeCupyArray(), None)
+    assert array_module(np.zeros(3), None, 1.0) is np
