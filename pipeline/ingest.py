@@ -65,6 +65,7 @@ from pipeline.readers import (
     native_grid,
     probe_raster,
     read_scene,
+    repeat_to_grid,
 )
 
 #: Manifest file names looked up when SOURCE is a directory.
@@ -510,6 +511,33 @@ def _stems(native: bool) -> dict[str, tuple[str, ...]]:
     return {"fine": ("fine",), "coarse": ("coarse", "coarse_native") if native else ("coarse",)}
 
 
+def _scene_layer(
+    scene: Scene, stem: str, plan: _Plan, chunk: int, resampling: str, native_layer: tuple | None
+) -> tuple:
+    """Lazy (values, valid) of one scene for one variable stem.
+
+    Coarse images that nest the fine grid are put on it by repeating their native layer (one
+    read of the file) when the method is ``average`` or ``nearest``, which are then identical.
+    """
+    nested = native_layer is not None and resampling in {"average", "nearest"}
+    if stem == "coarse" and nested and plan.native is not None:
+        return repeat_to_grid(*native_layer, _native_ratio(plan), plan.grid.shape, chunk)
+    target = plan.native if stem == "coarse_native" else plan.grid
+    mask_info = plan.infos.get(scene.mask_path) if scene.mask_path else None
+    return read_scene(
+        scene,
+        plan.infos[scene.path],
+        target,
+        chunk=chunk,
+        resampling=resampling if stem == "coarse" else "nearest",
+        mask_info=mask_info,
+    )
+
+
+def _native_ratio(plan: _Plan) -> int:
+    return round(plan.native.transform.a / plan.grid.transform.a)
+
+
 def _layers_for(
     dates: Sequence[np.datetime64],
     by_key: dict[tuple[str, np.datetime64], Scene],
@@ -519,30 +547,24 @@ def _layers_for(
     resampling: str,
 ) -> dict[str, list]:
     """Per stem, one lazy (values, valid) pair per date: the scene's, or an empty layer."""
-    targets = {"fine": plan.grid, "coarse": plan.grid, "coarse_native": plan.native}
-    methods = {"fine": "nearest", "coarse": resampling, "coarse_native": "nearest"}
     nbands = len(plan.band_names)
     layers: dict[str, list] = {}
     for sensor in sensors:
-        for stem in _stems(plan.native is not None)[sensor]:
+        stems = _stems(plan.native is not None)[sensor]
+        for stem in stems:
             layers[stem] = []
-            for day in dates:
-                scene = by_key.get((sensor, day))
+        for day in dates:
+            scene = by_key.get((sensor, day))
+            native_layer = None
+            for stem in sorted(stems, reverse=True):  # coarse_native before coarse
+                target = plan.native if stem == "coarse_native" else plan.grid
                 on_fine_grid = scene is not None and plan.infos[scene.path].grid.matches(plan.grid)
                 if scene is None or (stem == "coarse_native" and on_fine_grid):
-                    layers[stem].append(empty_layer(nbands, targets[stem].shape, chunk))
+                    layers[stem].append(empty_layer(nbands, target.shape, chunk))
                     continue
-                mask_info = plan.infos.get(scene.mask_path) if scene.mask_path else None
-                layers[stem].append(
-                    read_scene(
-                        scene,
-                        plan.infos[scene.path],
-                        targets[stem],
-                        chunk=chunk,
-                        resampling=methods[stem],
-                        mask_info=mask_info,
-                    )
-                )
+                layer = _scene_layer(scene, stem, plan, chunk, resampling, native_layer)
+                native_layer = layer if stem == "coarse_native" else native_layer
+                layers[stem].append(layer)
     return layers
 
 

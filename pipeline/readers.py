@@ -418,3 +418,32 @@ def read_scene(
         valid &= da.isin(mask, np.asarray(scene.mask_valid_values))
     values = da.where(valid[None], values, np.float32(np.nan))
     return values, valid
+
+
+def repeat_to_grid(
+    values: da.Array, valid: da.Array, ratio: int, shape: tuple[int, int], chunk: int
+) -> tuple[da.Array, da.Array]:
+    """Nested native coarse layer onto the fine grid: each fine pixel takes its coarse pixel.
+
+    Parameters
+    ----------
+    values, valid
+        (band, y_coarse, x_coarse) values and (y_coarse, x_coarse) validity on a native grid
+        whose origin is the fine grid's and whose pixels are ``ratio`` fine pixels wide.
+    ratio
+        Integer coarse/fine pixel ratio.
+    shape
+        Fine grid (height, width); the repeated arrays are cropped to it.
+    chunk
+        Spatial chunk size of the result.
+
+    Returns
+    -------
+    values, valid
+        (band, y, x) and (y, x) lazy arrays on the fine grid.
+    """
+    height, width = shape
+    cy, cx = _chunks(Grid(None, Affine.identity(), height, width), chunk)
+    big = da.repeat(da.repeat(values, ratio, axis=1), ratio, axis=2)[:, :height, :width]
+    mask = da.repeat(da.repeat(valid, ratio, axis=0), ratio, axis=1)[:height, :width]
+    return big.rechunk((1, cy, cx)), mask.rechunk((cy, cx))
