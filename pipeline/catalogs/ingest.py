@@ -167,12 +167,6 @@ def _prepare(
 ) -> tuple[list[PreparedItem], list[PreparedItem], tuple[str, ...]]:
     if not query.fine and not query.coarse:
         raise ConfigError("name at least one fine or coarse collection")
-    specs = [collection_spec(c, None) for c in (*query.fine, *query.coarse)]
-    bands = query.bands or common_bands(*specs)
-    if not bands:
-        raise ConfigError(
-            f"collections {', '.join(s.name for s in specs)} share no band; choose --bands"
-        )
     items = find_items(
         source, collections=(*query.fine, *query.coarse), bbox=query.bbox, dates=query.dates
     )
@@ -180,11 +174,19 @@ def _prepare(
         raise InputError(
             str(source), "no item of the collections intersects the region and dates"
         )
-    fine = prepare_items([i for i in items if i.collection_id in query.fine], bands) \
-        if query.fine else []
-    coarse = prepare_items([i for i in items if i.collection_id in query.coarse], bands) \
-        if query.coarse else []
-    return fine, coarse, tuple(bands)
+    first = {item.collection_id: item for item in reversed(items)}
+    specs = {collection_spec(c, item.id).name: collection_spec(c, item.id)
+             for c, item in first.items()}
+    bands = query.bands or common_bands(*specs.values())
+    if not bands:
+        raise ConfigError(f"collections {', '.join(specs)} share no band; choose the bands")
+    fine = [i for i in items if i.collection_id in query.fine]
+    coarse = [i for i in items if i.collection_id in query.coarse]
+    return (
+        prepare_items(fine, bands) if fine else [],
+        prepare_items(coarse, bands) if coarse else [],
+        tuple(bands),
+    )
 
 
 def _load(

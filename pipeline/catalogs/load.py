@@ -479,8 +479,7 @@ def target_geobox(
     odc.geo.geobox.GeoBox
         Covering ``bbox``; its pixel edges fall on those of the fine scenes in that CRS.
     """
-    epsgs = [p.item.properties.get("proj:epsg") for p in fine]
-    target = crs or _most_common_epsg(epsgs) or _utm_crs(bbox)
+    target = crs or _most_common_epsg([_item_epsg(p.item) for p in fine]) or _utm_crs(bbox)
     if resolution is None:
         if not fine:
             raise ConfigError("give a resolution: without a fine sensor it has no default")
@@ -490,7 +489,16 @@ def target_geobox(
     return GeoBox.from_bbox(projected, crs=target, resolution=resolution, anchor=anchor)
 
 
-def _most_common_epsg(epsgs: Sequence[Any]) -> str | None:
+def _item_epsg(item: pystac.Item) -> int | None:
+    """The item-level EPSG code (``proj:epsg``, or ``proj:code`` as pystac migrates it)."""
+    props = item.properties
+    code = props.get("proj:code")
+    if isinstance(code, str) and code.upper().startswith("EPSG:"):
+        return int(code.split(":", 1)[1])
+    return props.get("proj:epsg")
+
+
+def _most_common_epsg(epsgs: Sequence[int | None]) -> str | None:
     codes = Counter(e for e in epsgs if e)
     return f"EPSG:{codes.most_common(1)[0][0]}" if codes else None
 
@@ -506,8 +514,7 @@ def _utm_crs(bbox: BBox) -> str:
 def _anchor(fine: Sequence[PreparedItem], crs: CRS, resolution: float) -> Any:
     """Sub-pixel offset of the fine scenes' pixel edges in ``crs`` (default: on the axes)."""
     for p in fine:
-        props = p.item.properties
-        epsg, transform = props.get("proj:epsg"), props.get("proj:transform")
+        epsg, transform = _item_epsg(p.item), p.item.properties.get("proj:transform")
         same_grid = transform and math.isclose(transform[0], resolution)
         if epsg and same_grid and CRS.from_epsg(epsg) == crs:
             return xy_((transform[2] / resolution) % 1.0, (transform[5] / resolution) % 1.0)
