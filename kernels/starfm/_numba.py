@@ -22,8 +22,6 @@ from numba import njit, prange
 if TYPE_CHECKING:
     from kernels.starfm.api import KernelConstants, TileArrays
 
-_DROPPED = np.float32(-1.0)
-
 
 @njit(cache=True, nogil=True)
 def _search(key, centre, threshold, base, row_stride, span, similar, words, cell, n):
@@ -51,6 +49,7 @@ def _search(key, centre, threshold, base, row_stride, span, similar, words, cell
 def _weigh(
     lsr,
     msr,
+    value,
     base,
     msr_shift,
     first,
@@ -64,54 +63,36 @@ def _weigh(
     spectral_only,
     unit_weight_below,
     r_dis,
-    total,
-    count,
+    term,
 ):
-    """Weights of candidates ``first:last`` (one pair, one date) and the running sums.
+    """Weights and terms of candidates ``first:last`` (one pair, one date); returns the count kept.
 
-    Candidate ``q`` is the pixel ``base + offset[cell[q]]`` of the pair's planes. Writes its
-    un-normalised weight (or ``_DROPPED``) into ``r_dis[q]``, adds kept weights to the float32
-    running ``total`` and their number to ``count``, and returns both.
+    Candidate ``q`` is the pixel ``base + offset[cell[q]]`` of the pair's planes. ``r_dis[q]`` gets
+    its un-normalised weight and ``term[q]`` its prediction ``L + M_k - M_p``, both 0 when the
+    candidate is dropped: adding 0 leaves a float32 sum unchanged, exactly as the program's zero
+    weights do, so the loop needs no data-dependent branch.
     """
+    count = 0
     for q in range(first, last):
-        i = base + offset[cell[q]]
+        c = cell[q]
+        i = base + offset[c]
         m = msr[i + msr_shift]
-        if m != m:
-            r_dis[q] = _DROPPED
-            continue
         a_lsr = lsr[i]
         a_msr = abs(m)
         far_lsr = a_lsr > thr_lsr
         far_msr = a_msr > thr_msr
-        dropped = (far_lsr or far_msr) if and_filter else (far_lsr and far_msr)
-        if dropped:
-            r_dis[q] = _DROPPED
-            continue
+        dropped = (far_lsr | far_msr) if and_filter else (far_lsr & far_msr)
+        keep = (m == m) & (not dropped)
         if spectral_only:
             t_dis = np.float32(np.float64(a_lsr) + 1.0)
         else:
             t_dis = np.float32((np.float64(a_msr) + 1.0) * (np.float64(a_lsr) + 1.0))
-        if t_dis < unit_weight_below:
-            r = np.float32(1.0)
-        else:
-            r = np.float32(1.0 / (np.float64(t_dis) * factor[cell[q]]))
-        r_dis[q] = r
-        total = np.float32(total + r)
-        count += 1
-    return total, count
-
-
-@njit(cache=True, nogil=True)
-def _weighted_sum(value, msr, base, msr_shift, first, last, cell, offset, r_dis, total, fsr):
-    """Add the normalised contributions of candidates ``first:last`` to ``fsr`` (float32)."""
-    for q in range(first, last):
-        r = r_dis[q]
-        if r != _DROPPED:
-            i = base + offset[cell[q]]
-            weight = np.float32(r / total)
-            term = np.float32(value[i] - msr[i + msr_shift])
-            fsr = np.float32(fsr + np.float32(weight * term))
-    return fsr
+        r = np.float32(1.0 / (np.float64(t_dis) * factor[c]))
+        r = np.float32(1.0) if t_dis < unit_weight_below else r
+        r_dis[q] = r if keep else np.float32(0.0)
+        term[q] = np.float32(value[i] - m) if keep else np.float32(0.0)
+        count += keep
+    return count
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -154,6 +135,7 @@ def _predict_rows(
         similar = np.zeros(8 * n_words, dtype=np.uint8)
         words = similar.view(np.uint64)
         r_dis = np.empty(n_pairs * span * span, dtype=np.float32)
+        term = np.empty(n_pairs * span * span, dtype=np.float32)
         bounds = np.zeros(n_pairs + 1, dtype=np.int64)
         bases = np.empty(n_pairs, dtype=np.int64)
         for x in range(w):
@@ -167,12 +149,12 @@ def _predict_rows(
                     )
                 bounds[p + 1] = n
             for k in range(n_dates):
-                total = np.float32(0.0)
                 count = 0
                 for p in range(n_pairs):
-                    total, count = _weigh(
+                    count += _weigh(
                         lsr_flat,
                         msr_flat,
+                        value_flat,
                         bases[p],
                         (p * (n_dates - 1) + k) * plane,
                         bounds[p],
@@ -186,25 +168,16 @@ def _predict_rows(
                         spectral_only,
                         unit_weight_below,
                         r_dis,
-                        total,
-                        count,
+                        term,
                     )
                 fsr = np.float32(0.0)
                 if count > 0:
-                    for p in range(n_pairs):
-                        fsr = _weighted_sum(
-                            value_flat,
-                            msr_flat,
-                            bases[p],
-                            (p * (n_dates - 1) + k) * plane,
-                            bounds[p],
-                            bounds[p + 1],
-                            cell,
-                            offset,
-                            r_dis,
-                            total,
-                            fsr,
-                        )
+                    total = np.float32(0.0)
+                    for q in range(n):
+                        total = np.float32(total + r_dis[q])
+                    for q in range(n):
+                        weight = np.float32(r_dis[q] / total)
+                        fsr = np.float32(fsr + np.float32(weight * term[q]))
                 fsr_out[k, y, x] = fsr
                 count_out[k, y, x] = count
 
