@@ -2,14 +2,15 @@
 
 Per output pixel the work is split in two phases:
 
-1. **Search** (the hot loop, ``pairs x W x W`` cells): compare each window cell's similarity key
-   with the centre's, reading contiguous rows of one plane, and append the cell to a per-thread
-   candidate list without branching (the index is always written, the length only grows when the
-   cell is similar). Unusable cells carry NaN keys, so the single comparison also does the
-   fill/range/mask tests of the reference program.
-2. **Weighting**, per prediction date, over the (few) candidates only: validity filter, weight,
-   then the normalised sum. The candidate list keeps the reference order (pair, row, column) and
-   both sums are accumulated in float32, so the result is bit-identical to the reference program.
+1. **Search** (the hot loop, ``pairs x W x W`` cells): per window row, a vectorised loop marks
+   the cells whose similarity key is within the slice of the centre's (contiguous reads of one
+   plane); runs of 8 dissimilar cells are skipped a 64-bit word at a time and the rest are
+   appended to a per-thread candidate list without branching. Unusable cells carry NaN keys, so
+   the single comparison also does the fill/range/mask tests of the reference program.
+2. **Weighting**, per prediction date, over the (few) candidates only: validity filter and weight
+   without data-dependent branches (dropped candidates get weight 0, as in the program), then the
+   two float32 sums. The candidate list keeps the reference order (pair, row, column), so the
+   result is bit-identical to the reference program.
 """
 
 from __future__ import annotations
