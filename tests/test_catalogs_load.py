@@ -141,10 +141,11 @@ def test_hls_l30_and_s30_share_bands_by_name(shared_dir, tmp_path):
         np.testing.assert_allclose(nir[valid], source["nir_narrow"][rows, cols][valid], atol=1e-3)
 
 
-def _modis_arrays(item: dict, rng: np.random.Generator, bands: dict[str, str],
+def _modis_arrays(rng: np.random.Generator, bands: dict[str, str],
                   qa: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Constant reflectance per band (1000, 1100, ...) and random QA."""
-    arrays = {key: np.full((24, 24), 1000 + 100 * i, np.int16) for i, key in enumerate(bands.values())}
+    arrays = {key: np.full((24, 24), 1000 + 100 * i, np.int16)
+              for i, key in enumerate(bands.values())}
     for key, choices in qa.items():
         arrays[key] = rng.choice(choices, (24, 24))
     return arrays
@@ -183,7 +184,7 @@ def test_modis_sinusoidal_reprojected_to_fine_grid_and_native_grid(shared_dir, t
                  {"blue": 3, "green": 4, "red": 1, "nir": 2, "swir1": 6, "swir2": 7}.items()}
         quality = np.array([0, 0, 0, 1, 2, 255], dtype=np.uint8)
         qa = {f"BRDF_Albedo_Band_Mandatory_Quality_Band{n}": quality for n in (1, 2, 3, 4, 6, 7)}
-    arrays = _modis_arrays(raw, rng, bands, qa)
+    arrays = _modis_arrays(rng, bands, qa)
     item = localize(raw, arrays, tmp_path / "rasters")
     bbox = window_bbox(item, next(iter(bands.values())), (6, 18), (6, 18))
     _ingest(tmp_path, [item], fine=(), coarse=(raw["collection"],), bbox=bbox, resolution=30.0)

@@ -166,9 +166,10 @@ def search_api(
     try:
         client = pystac_client.Client.open(url)
         search = client.search(collections=list(collections), bbox=bbox, datetime=dates)
-        return list(search.items())
+        documents = list(search.items_as_dicts())
     except (pystac_client.exceptions.APIError, OSError, pystac.STACError, ValueError) as exc:
         raise InputError(url, f"STAC API search failed ({exc})") from exc
+    return [_item_from_dict(d, url) for d in documents]
 
 
 def read_static_catalog(path: str | Path) -> list[pystac.Item]:
@@ -205,10 +206,15 @@ def read_item_files(path: str | Path) -> list[pystac.Item]:
     if isinstance(document, dict) and document.get("type") == "FeatureCollection":
         document = document.get("features", [])
     documents = document if isinstance(document, list) else [document]
-    return [_item_from_dict(d, Path(path)) for d in documents]
+    items = [_item_from_dict(d, str(path)) for d in documents]
+    for item in items:
+        item.set_self_href(str(Path(path).resolve()))
+        item.make_asset_hrefs_absolute()
+    return items
 
 
-def _item_from_dict(document: Any, path: Path) -> pystac.Item:
+def _item_from_dict(document: Any, path: str) -> pystac.Item:
+    """A pystac Item from a JSON document, or an :class:`InputError` naming the item."""
     item_id = document.get("id", "?") if isinstance(document, dict) else "?"
     if not isinstance(document, dict) or document.get("type") != "Feature":
         raise InputError(path, f"item {item_id}: not a STAC Item (type must be Feature)")
@@ -222,8 +228,6 @@ def _item_from_dict(document: Any, path: Path) -> pystac.Item:
         item = pystac.Item.from_dict(document, preserve_dict=True)
     except (pystac.STACError, ValueError, KeyError, TypeError) as exc:
         raise InputError(path, f"item {item_id}: not a valid STAC Item ({exc})") from exc
-    item.set_self_href(str(path.resolve()))
-    item.make_asset_hrefs_absolute()
     return item
 
 
@@ -363,8 +367,9 @@ def prepare_item(item: pystac.Item, bands: Sequence[str]) -> PreparedItem:
     else:
         key = _asset_key(item, spec.qa_assets, f"its QA layer ({spec.qa_decoder})")
         assets[QA_KEY] = _completed(item.assets[key], fill, spec.qa_data_type)
-    clone = item.full_copy() if item.get_self_href() is None else item.clone()
+    clone = item.clone()
     clone.assets = {}
+    clone.set_self_href(None)  # hrefs are absolute now: nothing may re-resolve them
     for key, asset in assets.items():
         clone.add_asset(key, asset)
     _ensure_crs(clone, spec)
@@ -387,9 +392,19 @@ def _bands_to_read(spec: CollectionSpec, bands: Sequence[str], item_id: str) -> 
     return read
 
 
+def _absolute_href(asset: pystac.Asset) -> str:
+    """The asset's href: as written when it is a URL or an absolute local path, else resolved
+    against the item's location."""
+    href = asset.href
+    if "://" in href or Path(href).is_absolute():
+        return href
+    return asset.get_absolute_href() or href
+
+
 def _completed(asset: pystac.Asset, nodata: float | None, data_type: str) -> pystac.Asset:
     """Copy of an asset whose first ``raster:bands`` entry has ``nodata`` and ``data_type``."""
     copy = asset.clone()
+    copy.href = _absolute_href(asset)
     copy.owner = None
     bands = [dict(b) for b in copy.extra_fields.get("raster:bands") or [{}]]
     bands[0].setdefault("data_type", data_type)
