@@ -31,10 +31,14 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pystac
 import xarray as xr
+
+if TYPE_CHECKING:
+    from pipeline.catalogs.ingest import CatalogQuery
 
 from pipeline.cube import (
     COMMON_UNIT_FACTOR,
@@ -627,6 +631,7 @@ def ingest(
     native: bool | None = None,
     root: str | Path | None = None,
     unit_factor: float = COMMON_UNIT_FACTOR,
+    catalog: CatalogQuery | None = None,
 ) -> IngestReport:
     """Ingest a STAC catalog or a manifest's scenes into a Zarr cube (new or existing).
 
@@ -654,6 +659,10 @@ def ingest(
         Overrides a manifest's ``root`` directory.
     unit_factor
         STAC only: physical value -> common units factor (default 10000).
+    catalog
+        Read ``source`` (STAC API URL, static catalog or item JSON files) as the catalog
+        collections, region and dates of this query, through
+        :func:`pipeline.catalogs.ingest.ingest_catalog` (a new cube; ``chunk`` applies).
 
     Returns
     -------
@@ -669,6 +678,10 @@ def ingest(
     OutputError
         ``cube_path`` exists and is not a cube.
     """
+    if catalog is not None:
+        from pipeline.catalogs.ingest import ingest_catalog  # imports this module's report
+
+        return ingest_catalog(source, cube_path, catalog, chunk=chunk)
     started = time.perf_counter()
     if chunk < 1:
         raise ConfigError(f"chunk must be a positive number of pixels, not {chunk}")

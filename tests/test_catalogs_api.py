@@ -19,9 +19,11 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pytest
 from fixtures.stac.rasters import load_items, localize, window_bbox
+from typer.testing import CliRunner
 
 from pipeline.catalogs.ingest import CatalogQuery, ingest_catalog
 from pipeline.catalogs.load import find_items, parse_bbox, parse_dates
+from pipeline.cli import app
 from pipeline.cube import open_cube
 from pipeline.errors import ConfigError, InputError
 
@@ -170,6 +172,19 @@ def test_api_items_ingest_into_a_cube(stac_api, tmp_path):
     assert report.written == ("fine 2024-04-18",)
     assert ds.attrs["fine_items"] == {"2024-04-18": [served[0]["id"]]}
     assert bool(ds.fine_valid.all())
+
+
+def test_cli_ingests_from_the_api(stac_api, tmp_path):
+    url, served, _ = stac_api
+    bbox = ",".join(f"{v:.6f}" for v in window_bbox(served[0], "red", (4, 44), (4, 44)))
+    result = CliRunner().invoke(app, [
+        "ingest", url, str(tmp_path / "cli.zarr"), "--fine", "landsat-c2-l2", "--bbox", bbox,
+        "--dates", "2024-04-17/2024-04-18", "--bands", "red,nir", "--chunk", "32",
+    ])
+    assert result.exit_code == 0, result.output
+    ds = open_cube(tmp_path / "cli.zarr")
+    assert list(ds.band.values) == ["red", "nir"]
+    assert ds.attrs["fine_sensor"] == "landsat-c2-l2"
 
 
 def test_unreachable_api_and_bad_query_are_clear_errors(tmp_path):

@@ -41,6 +41,8 @@ from pipeline.catalogs.load import (
     find_items,
     load_sensor,
     native_geobox,
+    parse_bbox,
+    parse_dates,
     prepare_items,
     target_geobox,
 )
@@ -94,6 +96,53 @@ class CatalogQuery:
     coarse_invalid: tuple[str, ...] | None = None
     flag_below: float = 0.5
     check_assets: bool = True
+
+
+def catalog_query(
+    fine: str | None,
+    coarse: str | None,
+    bbox: str | None,
+    dates: str | None,
+    *,
+    crs: str | None = None,
+    resolution: float | None = None,
+    bands: str | None = None,
+) -> CatalogQuery | None:
+    """A :class:`CatalogQuery` from command-line strings, or None when no collection is named.
+
+    Parameters
+    ----------
+    fine, coarse
+        Comma-separated collection ids.
+    bbox
+        ``W,S,E,N`` in degrees (required with a collection).
+    dates
+        ``YYYY-MM-DD/YYYY-MM-DD`` (inclusive), or None for all dates.
+    crs, resolution, bands
+        Optional grid and band choices (``bands`` comma-separated).
+
+    Raises
+    ------
+    ConfigError
+        When a collection is named without a bbox, or a value is malformed.
+    """
+    if not fine and not coarse:
+        return None
+    if not bbox:
+        raise ConfigError("a catalog ingest needs --bbox W,S,E,N")
+
+    def _ids(text: str | None) -> tuple[str, ...]:
+        return tuple(v.strip() for v in (text or "").split(",") if v.strip())
+
+    return CatalogQuery(
+        fine=_ids(fine),
+        coarse=_ids(coarse),
+        bbox=parse_bbox(bbox),
+        dates=parse_dates(dates) if dates else None,
+        bands=_ids(bands) or None,
+        crs=crs,
+        resolution=resolution,
+    )
 
 
 def ingest_catalog(

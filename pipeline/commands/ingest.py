@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pipeline.catalogs.ingest import catalog_query
 from pipeline.cube import DEFAULT_CHUNK
 from pipeline.ingest import ingest
 from pipeline.readers import RESAMPLING_METHODS
@@ -49,6 +50,27 @@ def ingest_command(
     root: Annotated[
         Path | None, typer.Option(help="Directory the manifest's scene paths are relative to.")
     ] = None,
+    fine: Annotated[
+        str | None,
+        typer.Option(help="Catalog fine collection id(s), comma-separated (e.g. landsat-c2-l2): "
+                     "SOURCE is then a STAC API URL, static catalog or item JSON file."),
+    ] = None,
+    coarse: Annotated[
+        str | None, typer.Option(help="Catalog coarse collection id(s) (e.g. modis-43A4-061).")
+    ] = None,
+    bbox: Annotated[str | None, typer.Option(help="Catalog region W,S,E,N (degrees).")] = None,
+    dates: Annotated[
+        str | None, typer.Option(help="Catalog dates YYYY-MM-DD/YYYY-MM-DD (inclusive).")
+    ] = None,
+    crs: Annotated[
+        str | None, typer.Option(help="Catalog grid CRS (default: the fine scenes').")
+    ] = None,
+    resolution: Annotated[
+        float | None, typer.Option(help="Catalog grid pixel size (default: fine sensor's).")
+    ] = None,
+    bands: Annotated[
+        str | None, typer.Option(help="Catalog bands, comma-separated (default: shared ones).")
+    ] = None,
 ) -> None:
     """Ingest SOURCE into CUBE: validate every input first, then write (or append) lazily."""
     console = Console()
@@ -63,6 +85,9 @@ def ingest_command(
             roles=tuple(r.strip() for r in roles.split(",") if r.strip()),
             native=native,
             root=root,
+            catalog=catalog_query(
+                fine, coarse, bbox, dates, crs=crs, resolution=resolution, bands=bands
+            ),
         )
     for note in dict.fromkeys(
         str(w.message) for w in caught if issubclass(w.category, UserWarning)
