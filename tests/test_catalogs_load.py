@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pystac
 import pytest
 from fixtures.stac.rasters import (
     item_crs,
@@ -139,6 +140,25 @@ def test_hls_l30_and_s30_share_bands_by_name(shared_dir, tmp_path):
         np.testing.assert_array_equal(valid, expected_valid)
         nir = ds.fine.sel(band="nir").isel(time=position).values
         np.testing.assert_allclose(nir[valid], source["nir_narrow"][rows, cols][valid], atol=1e-3)
+
+
+def test_static_catalog_source(shared_dir, tmp_path):
+    raw = load_items(shared_dir, "hls/stactools_HLS.L30.T19LDD.2022165T144027.v2.0.json")[0]
+    keys = ("blue", "green", "red", "nir_narrow", "swir_1", "swir_2")
+    arrays = {k: np.full(SHAPE, 1500, np.int16) for k in keys}
+    arrays["fmask"] = np.full(SHAPE, 64, np.uint8)
+    item = pystac.Item.from_dict(localize(raw, arrays, tmp_path / "rasters"))
+    item.clear_links()
+    catalog = pystac.Catalog("local", "a local static catalog")
+    catalog.add_item(item)
+    catalog.normalize_and_save(str(tmp_path / "catalog"), pystac.CatalogType.ABSOLUTE_PUBLISHED)
+    query = CatalogQuery(fine=("hls",), coarse=(), bbox=window_bbox(raw, "red", (4, 60), (4, 60)),
+                         bands=("red", "nir", "ndvi"))
+    ingest_catalog(tmp_path / "catalog" / "catalog.json", tmp_path / "cube.zarr", query)
+    ds = open_cube(tmp_path / "cube.zarr")
+    assert list(ds.band.values) == ["red", "nir", "ndvi"]
+    np.testing.assert_allclose(ds.fine.sel(band="nir").values, 1500)
+    np.testing.assert_allclose(ds.fine.sel(band="ndvi").values, 0.0)
 
 
 def _modis_arrays(rng: np.random.Generator, bands: dict[str, str],
