@@ -89,7 +89,7 @@ def open_store(path: str | Path) -> xr.Dataset:
         raise InputError(path, "cube not found")
     try:
         return xr.open_zarr(path, consolidated=False, decode_coords="all")
-    except (OSError, ValueError, KeyError, zarr.errors.ZarrError) as exc:
+    except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError) as exc:
         raise InputError(path, f"not a readable Zarr store ({exc})") from exc
 
 
@@ -235,11 +235,22 @@ def build_dataset(
         coords["y_coarse"] = native.y_coords()
         coords["x_coarse"] = native.x_coords()
     ds = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
-    if grid.crs is not None:
-        ds = ds.rio.write_crs(grid.crs)
-    ds = ds.rio.write_transform(grid.transform)
+    return write_grid(ds, grid.crs, grid.transform)
+
+
+def write_grid(ds: xr.Dataset, crs: object, transform: object) -> xr.Dataset:
+    """Attach the CRS and transform as the ``spatial_ref`` coordinate.
+
+    No ``grid_mapping`` attribute is written: xarray then records ``spatial_ref`` in each
+    variable's ``coordinates``, so a plain ``xr.open_zarr`` already gives ``.rio.crs`` (with a
+    ``grid_mapping`` attribute only ``decode_coords="all"`` would).
+    """
+    if crs is not None:
+        ds = ds.rio.write_crs(crs)
+    ds = ds.rio.write_transform(transform)
     for name in ds.data_vars:
-        ds[name].attrs["grid_mapping"] = "spatial_ref"
+        ds[name].attrs.pop("grid_mapping", None)
+        ds[name].encoding.pop("grid_mapping", None)
     return ds
 
 

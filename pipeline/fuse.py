@@ -43,13 +43,13 @@ import zarr
 
 import pipeline
 from pipeline.cluster import ClusterSpec, dask_client
-from pipeline.errors import ConfigError, InputError, OutputError
+from pipeline.cube import open_store, validate_cube, write_grid
+from pipeline.errors import ConfigError, OutputError
 from pipeline.methods import FusionMethod, TileInputs, get_method
 from pipeline.pairing import PairGroup, parse_rule, plan_groups
 from pipeline.tiling import Tile, halo_window, pad_spatial, tile_counts, tile_grid
 
 FUSED_SCHEMA = "fused/1"
-CUBE_SCHEMA = "cube/1"
 
 
 @dataclass(frozen=True)
@@ -117,23 +117,9 @@ class TileTask:
 
 
 def open_cube_raw(cube_path: str | Path) -> xr.Dataset:
-    """Open a cube lazily in its stored time order (tasks address it by stored index)."""
-    path = Path(cube_path)
-    if not (path / "zarr.json").is_file():
-        raise InputError(
-            path, "is not a stfcube cube (no zarr.json); create it with stfcube ingest"
-        )
-    try:
-        cube = xr.open_zarr(path, consolidated=False)
-    except Exception as exc:
-        raise InputError(path, f"cannot be opened as a Zarr cube: {exc}") from exc
-    if cube.attrs.get("stfcube_schema") != CUBE_SCHEMA:
-        raise InputError(
-            path, f"is not a stfcube cube (schema {cube.attrs.get('stfcube_schema')!r})"
-        )
-    missing = [v for v in ("fine", "fine_valid", "coarse", "coarse_valid") if v not in cube]
-    if missing:
-        raise InputError(path, f"lacks the variable(s) {', '.join(missing)}")
+    """Open and validate a cube lazily in its stored time order (tasks address stored indices)."""
+    cube = open_store(cube_path)
+    validate_cube(cube, cube_path)
     return cube
 
 
@@ -249,8 +235,6 @@ def _template(cube: xr.Dataset, dates: Sequence[np.datetime64], tile: int) -> xr
         "y": cube["y"],
         "x": cube["x"],
     }
-    if "spatial_ref" in cube.coords:
-        coords["spatial_ref"] = cube["spatial_ref"]
     fused = xr.DataArray(
         da.full((n_t, n_b, n_y, n_x), np.nan, dtype=np.float32, chunks=chunks),
         dims=("time", "band", "y", "x"),
@@ -266,10 +250,8 @@ def _template(cube: xr.Dataset, dates: Sequence[np.datetime64], tile: int) -> xr
         dims=("time", "tile_y", "tile_x"),
         attrs={"long_name": "1 where the tile's prediction for the date is completely written"},
     )
-    if "spatial_ref" in cube.coords:
-        fused.attrs["grid_mapping"] = "spatial_ref"
-        quality.attrs["grid_mapping"] = "spatial_ref"
-    return xr.Dataset({"fused": fused, "quality": quality, "tile_done": done}, coords=coords)
+    out = xr.Dataset({"fused": fused, "quality": quality, "tile_done": done}, coords=coords)
+    return write_grid(out, cube.rio.crs, cube.rio.transform(recalc=False))
 
 
 def _unit_attrs(cube: xr.Dataset) -> dict[str, Any]:

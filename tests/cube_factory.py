@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
-import rioxarray  # noqa: F401  (registers the .rio accessor)
-import xarray as xr
+from affine import Affine
+from rasterio.crs import CRS
+
+from pipeline.cube import COMMON_UNITS, SCHEMA, build_dataset, empty_layer, write_new_cube
+from pipeline.readers import Grid
 
 
 def write_cube(
@@ -22,54 +27,47 @@ def write_cube(
     crs: str | None = "EPSG:32633",
     pixel_size: float = 30.0,
 ) -> Path:
-    """Write a cube whose fine/coarse images are given per date (``"YYYY-MM-DD"`` -> (band, y, x)).
+    """Write (or replace) a cube whose images are given per date ``"YYYY-MM-DD"`` -> (band, y, x).
 
-    Validity defaults to "finite in every band". Returns ``path``.
+    Validity defaults to "finite in every band"; ``*_valid`` masks are and-ed with it.
+    Returns ``path``.
     """
     dates = sorted(set(fine) | set(coarse))
     first = next(iter({**fine, **coarse}.values()))
     n_b, n_y, n_x = first.shape
     bands = list(bands or [f"b{i + 1}" for i in range(n_b)])
 
-    def stack(images: dict[str, np.ndarray], valid: dict[str, np.ndarray] | None):
-        data = np.full((len(dates), n_b, n_y, n_x), np.nan, dtype=np.float32)
-        ok = np.zeros((len(dates), n_y, n_x), dtype=bool)
-        for i, day in enumerate(dates):
-            if day in images:
-                data[i] = images[day]
-                ok[i] = np.isfinite(images[day]).all(axis=0)
-                if valid is not None and day in valid:
-                    ok[i] &= valid[day]
-        return data, ok
+    def layers(images: dict[str, np.ndarray], valid: dict[str, np.ndarray] | None) -> list:
+        out = []
+        for day in dates:
+            if day not in images:
+                out.append(empty_layer(n_b, (n_y, n_x), chunk))
+                continue
+            ok = np.isfinite(images[day]).all(axis=0)
+            if valid is not None and day in valid:
+                ok &= valid[day]
+            out.append((da.from_array(images[day].astype(np.float32)), da.from_array(ok)))
+        return out
 
-    fine_data, fine_ok = stack(fine, fine_valid)
-    coarse_data, coarse_ok = stack(coarse, coarse_valid)
-    x = 500000.0 + pixel_size * (np.arange(n_x) + 0.5)
-    y = 4500000.0 - pixel_size * (np.arange(n_y) + 0.5)
-    times = np.array(dates, dtype="datetime64[ns]")
-    dims4, dims3 = ("time", "band", "y", "x"), ("time", "y", "x")
-    cube = xr.Dataset(
-        {
-            "fine": (dims4, fine_data, {"units": "reflectance x 10000"}),
-            "fine_valid": (dims3, fine_ok),
-            "coarse": (dims4, coarse_data, {"units": "reflectance x 10000"}),
-            "coarse_valid": (dims3, coarse_ok),
-        },
-        coords={
-            "time": times,
-            "band": np.array(bands, dtype=object),
-            "y": y,
-            "x": x,
-            "fine_observed": ("time", np.array([d in fine for d in dates])),
-            "coarse_observed": ("time", np.array([d in coarse for d in dates])),
-        },
-        attrs={"stfcube_schema": "cube/1", "fine_sensor": "test-fine", "coarse_sensor": "test-c"},
+    grid = Grid(
+        CRS.from_user_input(crs) if crs else None,
+        Affine(pixel_size, 0.0, 500000.0, 0.0, -pixel_size, 4500000.0),
+        n_y,
+        n_x,
     )
-    if crs is not None:
-        cube = cube.rio.write_crs(crs)
-    chunks = {"time": 1, "band": 1, "y": chunk, "x": chunk}
-    cube = cube.chunk(chunks)
-    cube.to_zarr(path, mode="w", consolidated=False)
+    cube = build_dataset(
+        np.array(dates, dtype="datetime64[ns]"),
+        {"fine": layers(fine, fine_valid), "coarse": layers(coarse, coarse_valid)},
+        {"fine": [d in fine for d in dates], "coarse": [d in coarse for d in dates]},
+        grid,
+        bands,
+        chunk=chunk,
+        attrs={"stfcube_schema": SCHEMA, "fine_sensor": "test-fine", "coarse_sensor": "test-c"},
+        var_attrs={"fine": {"units": COMMON_UNITS}, "coarse": {"units": COMMON_UNITS}},
+    )
+    if path.exists():
+        shutil.rmtree(path)
+    write_new_cube(cube, path)
     return path
 
 

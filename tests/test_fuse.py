@@ -30,7 +30,7 @@ def small_cube(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 130 x 150, 2-band cube: fine on two dates, coarse daily, a cloud on the second pair."""
     days = [f"2024-05-{d:02d}" for d in range(1, 10)]
     truth = synthetic_scene((130, 150), 2, days, seed=1)
-    coarse = block_mean(truth, 16)
+    coarse = block_mean({d: truth[d] for d in PAIR_DATES + PREDICT_DATES}, 16)
     fine = {d: truth[d].copy() for d in PAIR_DATES}
     cloud = np.ones((130, 150), dtype=bool)
     cloud[40:70, 90:130] = False
@@ -189,7 +189,7 @@ def test_bad_input_is_reported_clearly(small_cube: Path, tmp_path: Path) -> None
     with pytest.raises(OutputError, match="is a file"):
         fuse(small_cube, a_file, params=SMALL)
     assert a_file.read_text() == "not a store"
-    with pytest.raises(InputError, match="not a stfcube cube"):
+    with pytest.raises(InputError, match="not a readable Zarr store"):
         fuse(tmp_path, out)
     assert not out.exists()
 
