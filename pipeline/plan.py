@@ -24,7 +24,7 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 from pipeline.pairing import PairGroup, plan_groups
-from pipeline.update import CalendarSpec, RegionConfig, dates_to_fuse
+from pipeline.update import CalendarSpec, RegionConfig, UpdatePlan, dates_to_fuse
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,18 @@ class Plan:
     def candidates(self) -> float:
         """Kernel candidates over all batches."""
         return sum(b.candidates for b in self.batches)
+
+    def runs(self) -> list[tuple[Batch, tuple[Batch, ...]]]:
+        """Batches grouped by their dates, as (first, others) in plan order.
+
+        The first batch of a run creates or extends the output store for the run's dates (the
+        engine's :func:`pipeline.fuse.prepare_output`), so it must finish before the others of
+        the run start; those then only write their own regions and may run concurrently.
+        """
+        by_dates: dict[tuple[str, ...], list[Batch]] = {}
+        for batch in self.batches:
+            by_dates.setdefault(batch.dates, []).append(batch)
+        return [(first, tuple(rest)) for first, *rest in by_dates.values()]
 
     def hours(self, method: str, device: str) -> float:
         """Estimated compute hours (core-hours on CPU, GPU-hours on GPU) from :data:`THROUGHPUT`."""
@@ -319,43 +331,64 @@ def calendar_groups(
     return plan_groups(targets, pair_dates, pairs, max_pairs)
 
 
+def plan_update(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
+    """The dates a region's fused store still needs, cut into batches (None: up to date).
+
+    Reads the cube's metadata and its pair images' validity, not the pixels to fuse.
+    """
+    from pipeline.fuse import open_cube_raw
+
+    update = dates_to_fuse(
+        config.cube,
+        config.fused,
+        method=config.method,
+        pairs=config.pairs,
+        params=config.params,
+        min_pair_valid_fraction=config.min_pair_valid_fraction,
+    )
+    if not update.groups:
+        return update, None
+    sizes = open_cube_raw(config.cube).sizes
+    plan = plan_batches(
+        (sizes["y"], sizes["x"]),
+        update.groups,
+        bands=sizes["band"],
+        tile=config.tile,
+        window=config.batching.window,
+        max_tasks_per_batch=config.batching.max_tasks_per_batch,
+    )
+    return update, plan
+
+
 def plan_region(config: RegionConfig) -> Plan:
     """Plan a region: from its ``grid`` and ``calendar`` when given, else from its cube.
 
     With ``grid`` and ``calendar`` (a product not built yet) nothing is read. Otherwise the
-    batches cover the dates :func:`pipeline.update.dates_to_fuse` finds still to fuse, which
-    reads only the cube's metadata and the pair images' validity.
+    batches cover the dates still to fuse (:func:`plan_update`).
+
+    Raises
+    ------
+    ConfigError
+        Only one of ``grid`` and ``calendar`` is given, or nothing is left to fuse.
     """
     from pipeline.methods import get_method
 
-    batching = config.batching
     if config.grid is not None and config.calendar is not None:
         max_pairs = get_method(config.method).max_pairs
-        groups: Sequence[PairGroup] = calendar_groups(config.calendar, config.pairs, max_pairs)
-        shape, bands = (config.grid.height, config.grid.width), config.grid.bands
-    elif config.grid is not None or config.calendar is not None:
+        return plan_batches(
+            (config.grid.height, config.grid.width),
+            calendar_groups(config.calendar, config.pairs, max_pairs),
+            bands=config.grid.bands,
+            tile=config.tile,
+            window=config.batching.window,
+            max_tasks_per_batch=config.batching.max_tasks_per_batch,
+        )
+    if config.grid is not None or config.calendar is not None:
         raise ConfigError(f"region {config.name}: give both 'grid' and 'calendar', or neither")
-    else:
-        from pipeline.fuse import open_cube_raw
-
-        groups = dates_to_fuse(
-            config.cube,
-            config.fused,
-            method=config.method,
-            pairs=config.pairs,
-            params=config.params,
-            min_pair_valid_fraction=config.min_pair_valid_fraction,
-        ).groups
-        sizes = open_cube_raw(config.cube).sizes
-        shape, bands = (sizes["y"], sizes["x"]), sizes["band"]
-    return plan_batches(
-        shape,
-        groups,
-        bands=bands,
-        tile=config.tile,
-        window=batching.window,
-        max_tasks_per_batch=batching.max_tasks_per_batch,
-    )
+    _, plan = plan_update(config)
+    if plan is None:
+        raise ConfigError(f"region {config.name}: {config.fused} is up to date, nothing to fuse")
+    return plan
 
 
 def format_bytes(n: float) -> str:

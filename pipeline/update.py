@@ -109,8 +109,10 @@ class RegionConfig(BaseModel):
     """Scene source for ingest: a directory of scenes or a STAC catalog (path or URL)."""
     cube: Path
     fused: Path
-    truth: str | None = None
-    """Reference for evaluation (a truth cube or scene directory); no evaluation when absent."""
+    truth: Path | None = None
+    """Truth cube for evaluation (``cube/1``); no evaluation when absent."""
+    ingest_truth: bool = False
+    """Ingest the source's ``truth`` scenes into ``truth`` (e.g. a simulated site's truth)."""
     evaluation: Path | None = None
     """Folder for evaluation reports (default: beside the fused store)."""
     method: str = "starfm"
@@ -125,6 +127,12 @@ class RegionConfig(BaseModel):
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     grid: GridSpec | None = None
     calendar: CalendarSpec | None = None
+
+    @model_validator(mode="after")
+    def _truth_target(self) -> RegionConfig:
+        if self.ingest_truth and self.truth is None:
+            raise ValueError("'ingest_truth' needs 'truth', the cube to ingest the truth into")
+        return self
 
     @property
     def evaluation_dir(self) -> Path:
@@ -148,6 +156,15 @@ def load_region_config(path: str | Path) -> RegionConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     return region_config_from_mapping(data, origin=path)
+
+
+def as_region_config(region: RegionConfig | str | Path | dict[str, Any]) -> RegionConfig:
+    """A region config from itself, a YAML path, or a mapping (flow parameters take all three)."""
+    if isinstance(region, RegionConfig):
+        return region
+    if isinstance(region, dict):
+        return region_config_from_mapping(region)
+    return load_region_config(region)
 
 
 def region_config_from_mapping(data: Any, *, origin: str | Path = "region config") -> RegionConfig:

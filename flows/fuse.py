@@ -1,0 +1,82 @@
+"""``fuse_flow``: fuse the dates a region's fused store still needs, batch by batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import unmapped
+from prefect_dask import get_dask_client
+
+import pipeline.fuse
+from flows.runners import retry_options, task_runner
+from pipeline.fuse import FuseReport
+from pipeline.plan import Batch, Plan, plan_update
+from pipeline.update import RegionConfig, UpdatePlan, as_region_config
+
+
+@task(name="plan-update", cache_policy=NO_CACHE)
+def plan_task(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
+    """The dates to fuse (new, changed, unfinished) and their batches."""
+    return plan_update(config)
+
+
+@task(name="fuse-batch", cache_policy=NO_CACHE)
+def fuse_task(config: RegionConfig, batch: Batch) -> FuseReport:
+    """Fuse one batch (a block of tiles x a run of dates) on the flow's Dask cluster."""
+    with get_dask_client() as client:
+        return pipeline.fuse.fuse(
+            config.cube,
+            config.fused,
+            method=config.method,
+            pairs=config.pairs,
+            tile=config.tile,
+            params=config.params,
+            min_pair_valid_fraction=config.min_pair_valid_fraction,
+            device=config.device,
+            client=client,
+            **batch.fuse_kwargs(),
+        )
+
+
+def fuse_stage(config: RegionConfig) -> list[FuseReport]:
+    """Submit the fusion of a region's outstanding dates in the running flow.
+
+    For each run of dates, the first batch goes alone (it creates or extends the store for
+    those dates); the run's other batches, which only write their own regions, are mapped
+    concurrently. Returns every batch's report, in plan order (empty when up to date).
+    """
+    _, plan = plan_task.submit(config).result()
+    if plan is None:
+        return []
+    fuse = fuse_task.with_options(**retry_options(config.retries))
+    reports = []
+    for first, others in plan.runs():
+        reports.append(fuse.submit(config, first).result())
+        reports.extend(future.result() for future in fuse.map(unmapped(config), list(others)))
+    return reports
+
+
+@flow(name="fuse-region", log_prints=True)
+def fuse_region(config: RegionConfig) -> list[FuseReport]:
+    """Run :func:`fuse_stage` (the body of :func:`fuse_flow`, on the region's runner)."""
+    return fuse_stage(config)
+
+
+@flow(name="stfcube-fuse", log_prints=True)
+def fuse_flow(region: RegionConfig | Path) -> list[FuseReport]:
+    """Fuse the prediction dates of a region that are new, whose pairs changed, or unfinished.
+
+    Parameters
+    ----------
+    region
+        A region config, or the path of its YAML file.
+
+    Returns
+    -------
+    list of FuseReport
+        One per batch; ``dates_computed`` says which dates each recomputed.
+    """
+    config = as_region_config(region)
+    return fuse_region.with_options(task_runner=task_runner(config.runner))(config)

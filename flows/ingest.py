@@ -1,0 +1,56 @@
+"""``ingest_flow``: bring a region's new scenes into its cube (and its truth cube)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+import pipeline.ingest
+from flows.runners import retry_options, task_runner
+from pipeline.ingest import IngestReport
+from pipeline.update import RegionConfig, as_region_config
+
+
+@task(name="ingest", cache_policy=NO_CACHE)
+def ingest_task(source: str, cube: Path, chunk: int, roles: tuple[str, ...]) -> IngestReport:
+    """Append the source's scenes of ``roles`` not yet in ``cube`` (a no-op when none are new)."""
+    return pipeline.ingest.ingest(source, cube, chunk=chunk, roles=roles)
+
+
+def ingest_stage(config: RegionConfig) -> list[IngestReport]:
+    """Submit the ingest tasks of a region in the running flow; return their reports.
+
+    The input cube first, then (``ingest_truth``) the truth cube from the same source.
+    """
+    ingest = ingest_task.with_options(**retry_options(config.retries))
+    targets = [(config.cube, ("fine", "coarse"))]
+    if config.ingest_truth and config.truth is not None:
+        targets.append((config.truth, ("truth",)))
+    futures = [ingest.submit(config.source, cube, config.chunk, roles) for cube, roles in targets]
+    return [future.result() for future in futures]
+
+
+@flow(name="ingest-region", log_prints=True)
+def ingest_region(config: RegionConfig) -> list[IngestReport]:
+    """Run :func:`ingest_stage` (the body of :func:`ingest_flow`, on the region's runner)."""
+    return ingest_stage(config)
+
+
+@flow(name="stfcube-ingest", log_prints=True)
+def ingest_flow(region: RegionConfig | Path) -> list[IngestReport]:
+    """Ingest a region's new scenes into its cube (and its truth cube when configured).
+
+    Parameters
+    ----------
+    region
+        A region config, or the path of its YAML file.
+
+    Returns
+    -------
+    list of IngestReport
+        The input cube's report, then the truth cube's.
+    """
+    config = as_region_config(region)
+    return ingest_region.with_options(task_runner=task_runner(config.runner))(config)

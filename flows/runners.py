@@ -1,0 +1,67 @@
+"""Prefect task runners on Dask, built from a region's :class:`~pipeline.hpc.RunnerConfig`.
+
+- default: a local ``distributed.LocalCluster`` of threads (``processes=False``), so the workers
+  share the flow's Prefect API connection instead of starting one temporary server each;
+- ``address``: a running scheduler (workers from ``stfcube submit`` or ``dask worker``);
+- ``hpc``: a dask-jobqueue cluster (Slurm/PBS, CPU or dask-cuda GPU workers) started from a
+  ``deploy/hpc/*.yaml`` config and scaled between ``min_jobs`` and ``max_jobs`` jobs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.tasks import exponential_backoff
+from prefect_dask import DaskTaskRunner
+
+from pipeline.hpc import RunnerConfig, hpc_cluster
+from pipeline.update import RetryPolicy
+
+
+def local_cluster_kwargs(config: RunnerConfig) -> dict[str, Any]:
+    """``distributed.LocalCluster`` keyword arguments of a local runner config."""
+    kwargs: dict[str, Any] = {
+        "n_workers": config.n_workers,
+        "processes": config.processes,
+        "dashboard_address": None,
+    }
+    if config.threads_per_worker is not None:
+        kwargs["threads_per_worker"] = config.threads_per_worker
+    return kwargs
+
+
+def task_runner(config: RunnerConfig | None = None) -> DaskTaskRunner:
+    """The ``DaskTaskRunner`` a runner config asks for (default: a local thread cluster).
+
+    Parameters
+    ----------
+    config
+        Where the tasks run; ``None`` means ``RunnerConfig()``.
+
+    Returns
+    -------
+    DaskTaskRunner
+        Not started: the flow starts (and closes) the cluster when it runs.
+    """
+    config = config or RunnerConfig()
+    if config.address is not None:
+        return DaskTaskRunner(address=config.address)
+    if config.hpc is not None:
+        return DaskTaskRunner(
+            cluster_class=hpc_cluster,
+            cluster_kwargs={"config_path": str(config.hpc)},
+            adapt_kwargs={"minimum_jobs": config.min_jobs, "maximum_jobs": config.max_jobs},
+        )
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster", cluster_kwargs=local_cluster_kwargs(config)
+    )
+
+
+def retry_options(policy: RetryPolicy) -> dict[str, Any]:
+    """``Task.with_options`` arguments for I/O tasks: retries with exponential backoff."""
+    delays = exponential_backoff(backoff_factor=policy.delay_seconds)(policy.retries)
+    return {
+        "retries": policy.retries,
+        "retry_delay_seconds": delays,
+        "retry_jitter_factor": policy.jitter if policy.delay_seconds > 0 else None,
+    }
