@@ -23,7 +23,9 @@ app = typer.Typer(
 )
 
 # Command registration: one line per command module.
+from pipeline.commands import demo as _demo  # noqa: E402
 from pipeline.commands import evaluate as _evaluate  # noqa: E402
+from pipeline.commands import flows as _flows  # noqa: E402
 from pipeline.commands import fuse as _fuse  # noqa: E402
 from pipeline.commands import ingest as _ingest  # noqa: E402
 from pipeline.commands import simulate as _simulate  # noqa: E402
@@ -33,6 +35,10 @@ app.command("fuse")(_fuse.fuse_command)
 app.command("ingest")(_ingest.ingest_command)
 app.command("evaluate")(_evaluate.evaluate_command)
 app.command("compare")(_evaluate.compare_command)
+app.command("run")(_flows.run_command)
+app.command("submit")(_flows.submit_command)
+app.command("plan")(_flows.plan_command)
+app.command("demo")(_demo.demo_command)
 
 
 def main() -> None:
