@@ -378,7 +378,8 @@ def hpc_cluster(config_path: str, **cluster_kwargs: Any) -> JobQueueCluster:
     config_path
         A ``deploy/hpc/*.yaml`` file.
     **cluster_kwargs
-        Passed to the cluster class on top of the config (e.g. ``asynchronous``).
+        Passed to the cluster class on top of the config; ``scheduler_options`` are merged
+        into the config's.
 
     Returns
     -------
@@ -386,5 +387,9 @@ def hpc_cluster(config_path: str, **cluster_kwargs: Any) -> JobQueueCluster:
         ``SLURMCluster``/``PBSCluster`` (or their dask-cuda variants) with no jobs yet.
     """
     config = load_hpc_config(config_path)
-    options = {"dashboard_address": None, **config.scheduler_options}
+    options = {
+        "dashboard_address": None,
+        **config.scheduler_options,
+        **cluster_kwargs.pop("scheduler_options", {}),
+    }
     return config.cluster_class(scheduler_options=options, **config.job_kwargs, **cluster_kwargs)
