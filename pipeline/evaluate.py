@@ -342,34 +342,49 @@ def _resolution_ratio(
 
 # --------------------------------------------------------------------------------------------
 # Lazy arrays and partial sums
+#
+# The pass is a two-stage graph per chunk (time, y block, x block) with all bands together.
+# Stage 1 reads the chunk once and reduces it: moments per band, SSIM over the pixels whose
+# window lies inside the chunk, spectral angles, its share of the decimated chips, and the
+# chunk's 2r-wide border strips. Stage 2 computes the SSIM of the r-wide ring along the chunk's
+# edges from its own and its eight neighbours' strips. Each chunk read feeds exactly one task
+# and is released after it, so memory stays at a few chunks (dask's overlap would keep whole
+# rows of neighbouring chunks alive), and the result equals the whole-image computation.
 
 
 @dataclass(frozen=True)
 class _Inputs:
-    """Aligned dask arrays (time, band, y, x) over the evaluated dates and bands."""
+    """Aligned dask arrays over the evaluated dates and bands, all bands in one chunk."""
 
-    fused: da.Array
-    truth: da.Array
-    valid: da.Array  # bool, per band: truth valid and both finite
+    fused: da.Array  # (time, band, y, x) float32
+    truth: da.Array  # (time, band, y, x) float32
+    truth_valid: da.Array  # (time, y, x) bool
+
+    @property
+    def valid(self) -> da.Array:
+        """Per band: truth valid and both values finite."""
+        finite = da.isfinite(self.fused) & da.isfinite(self.truth)
+        return self.truth_valid[:, None, :, :] & finite
 
 
 def _aligned_inputs(
     fused: xr.Dataset, truth: xr.Dataset, dates: list[str], bands: list[str]
 ) -> _Inputs:
-    def pick(var: xr.DataArray) -> xr.DataArray:
+    def pick(var: xr.DataArray) -> da.Array:
         times = pd.DatetimeIndex(var["time"].values).strftime("%Y-%m-%d")
         index = [int(np.flatnonzero(times == d)[0]) for d in dates]
-        return var.isel(time=index)
+        data = var.isel(time=index).data
+        return data if isinstance(data, da.Array) else da.from_array(data)
 
-    f = pick(fused["fused"]).sel(band=bands).data
-    f = f if isinstance(f, da.Array) else da.from_array(f, chunks=(1, 1, MAX_CHIP, MAX_CHIP))
-    f = f.rechunk({0: 1, 1: 1})
-    spatial = {2: f.chunks[2], 3: f.chunks[3]}
-    t = da.asarray(pick(truth["fine"]).sel(band=bands).data).rechunk({0: 1, 1: 1, **spatial})
-    tv = da.asarray(pick(truth["fine_valid"]).data).astype(bool)
-    tv = tv.rechunk({0: 1, 1: spatial[2], 2: spatial[3]})
-    valid = tv[:, None, :, :] & da.isfinite(f) & da.isfinite(t)
-    return _Inputs(fused=f.astype(np.float32), truth=t.astype(np.float32), valid=valid)
+    min_chunk = 2 * km.ssim_radius()
+    f = pick(fused["fused"].sel(band=bands))
+    spatial = {
+        axis: da.overlap.ensure_minimum_chunksize(min_chunk, f.chunks[axis]) for axis in (2, 3)
+    }
+    f = f.rechunk({0: 1, 1: -1, **spatial}).astype(np.float32)
+    t = pick(truth["fine"].sel(band=bands)).rechunk({0: 1, 1: -1, **spatial}).astype(np.float32)
+    tv = pick(truth["fine_valid"]).astype(bool).rechunk({0: 1, 1: spatial[2], 2: spatial[3]})
+    return _Inputs(fused=f, truth=t, truth_valid=tv)
 
 
 def truth_data_range(inputs: _Inputs) -> da.Array:
@@ -378,83 +393,120 @@ def truth_data_range(inputs: _Inputs) -> da.Array:
     return da.nanmax(masked, axis=(0, 2, 3)) - da.nanmin(masked, axis=(0, 2, 3))
 
 
-def _block_partials(
-    fused: np.ndarray, truth: np.ndarray, valid: np.ndarray, *, radius: int, data_range: float
-) -> np.ndarray:
-    """Moments of a chunk's interior and the sum/count of its SSIM map (chunk has a halo)."""
-    core = (0, slice(radius, -radius), slice(radius, -radius))
-    moments = km.pair_moments(fused[core], truth[core], valid[core])
-    smap = km.ssim_map(fused[0], truth[0], valid[0], data_range=data_range)
-    smap = smap[radius:-radius, radius:-radius]
+@dataclass(frozen=True)
+class _Block:
+    """Position of a chunk: date index, origin row/column and shape in pixels."""
+
+    time: int
+    row0: int
+    col0: int
+    height: int
+    width: int
+
+
+def _ssim_parts(smap: np.ndarray) -> tuple[float, int]:
     defined = np.isfinite(smap)
-    out = np.concatenate([moments, [smap[defined].sum(), defined.sum()]])
-    return out.reshape(1, 1, 1, -1)
+    return float(smap[defined].sum()), int(defined.sum())
 
 
-def _block_angles(dot: np.ndarray, norm2_x: np.ndarray, norm2_y: np.ndarray) -> np.ndarray:
-    """Sum and count of the defined spectral angles of a chunk."""
-    angles = km.spectral_angle(dot, norm2_x, norm2_y)
-    defined = np.isfinite(angles)
-    return np.array([angles[defined].sum(), defined.sum()]).reshape(1, 1, 1, -1)
-
-
-def _with_min_chunks(arr: da.Array, size: int) -> da.Array:
-    """Rechunk y/x (the last two axes) so that no chunk is smaller than ``size``."""
-    return arr.rechunk(
-        {
-            arr.ndim - 2: da.overlap.ensure_minimum_chunksize(size, arr.chunks[-2]),
-            arr.ndim - 1: da.overlap.ensure_minimum_chunksize(size, arr.chunks[-1]),
-        }
+def _block_stats(
+    fused: np.ndarray,
+    truth: np.ndarray,
+    truth_valid: np.ndarray,
+    *,
+    block: _Block,
+    data_range: np.ndarray,
+    stride: int,
+) -> dict[str, Any]:
+    """Stage 1: reduce one chunk (``(1, band, h, w)`` arrays) to partial sums and strips."""
+    f, t = fused[0], truth[0]
+    v = truth_valid[0][None] & np.isfinite(f) & np.isfinite(t)
+    bands = range(f.shape[0])
+    moments = np.stack([km.pair_moments(f[b], t[b], v[b]) for b in bands])
+    ssim = np.array(
+        [_ssim_parts(km.ssim_map(f[b], t[b], v[b], data_range=data_range[b])) for b in bands]
     )
-
-
-def _band_partials(
-    fused: da.Array, truth: da.Array, valid: da.Array, data_range: float, radius: int
-) -> da.Array:
-    """Per-chunk moments + SSIM parts of one band: a (time, ny, nx, K) dask array."""
-    depth = {0: 0, 1: radius, 2: radius}
-    boundary = {0: "none", 1: 0, 2: 0}
-    arrays = [_with_min_chunks(a, radius) for a in (fused, truth, valid)]
-    fo, to, vo = (da.overlap.overlap(a, depth=depth, boundary=boundary) for a in arrays)
-    n_parts = km.N_MOMENTS + _N_SSIM_PARTS
-    chunks = (
-        (1,) * fo.numblocks[0],
-        (1,) * fo.numblocks[1],
-        (1,) * fo.numblocks[2],
-        (n_parts,),
+    all_valid = v.all(axis=0)
+    f64, t64 = (np.where(all_valid, a, 0.0).astype(np.float64) for a in (f, t))
+    angles = km.spectral_angle((f64 * t64).sum(0), (f64 * f64).sum(0), (t64 * t64).sum(0))
+    defined = all_valid & np.isfinite(angles)
+    view = (
+        slice(None),
+        slice((-block.row0) % stride, None, stride),
+        slice((-block.col0) % stride, None, stride),
     )
-    return da.map_blocks(
-        _block_partials,
-        fo,
-        to,
-        vo,
-        radius=radius,
-        data_range=data_range,
-        new_axis=3,
-        chunks=chunks,
-        dtype=np.float64,
-        meta=np.array((), dtype=np.float64),
-    )
+    d = 2 * km.ssim_radius()
+    h, w = block.height, block.width
+    strips = [
+        (r0, c0, *(a[:, rows, cols].copy() for a in (f, t, v)))
+        for r0, c0, rows, cols in (
+            (0, 0, slice(0, d), slice(None)),
+            (h - d, 0, slice(h - d, h), slice(None)),
+            (0, 0, slice(None), slice(0, d)),
+            (0, w - d, slice(None), slice(w - d, w)),
+        )
+    ]
+    return {
+        "block": block,
+        "moments": moments,
+        "ssim": ssim,
+        "sam": np.array([angles[defined].sum(), defined.sum()]),
+        "chip": tuple(a[view].copy() for a in (f, t, v)),  # copies: views would pin the chunk
+        "strips": strips,
+    }
 
 
-def _angle_partials(inputs: _Inputs) -> da.Array:
-    """Per-chunk spectral-angle sum and count of every date: a (time, ny, nx, 2) dask array."""
-    all_valid = inputs.valid.all(axis=1)
-    f = da.where(all_valid[:, None], inputs.fused.astype(np.float64), 0.0)
-    t = da.where(all_valid[:, None], inputs.truth.astype(np.float64), 0.0)
-    dot, nf, nt = ((a * b).sum(axis=1) for a, b in ((f, t), (f, f), (t, t)))
-    dot, nf, nt = (da.where(all_valid, a, np.nan) for a in (dot, nf, nt))
-    chunks = ((1,) * dot.numblocks[0], (1,) * dot.numblocks[1], (1,) * dot.numblocks[2], (2,))
-    return da.map_blocks(
-        _block_angles,
-        dot,
-        nf,
-        nt,
-        new_axis=3,
-        chunks=chunks,
-        dtype=np.float64,
-        meta=np.array((), dtype=np.float64),
+def _summary(stats: dict[str, Any]) -> dict[str, Any]:
+    """Stage-1 result without the border strips (what the caller keeps)."""
+    return {k: v for k, v in stats.items() if k != "strips"}
+
+
+def _paste(dst: np.ndarray, src: np.ndarray, top: int, left: int) -> None:
+    """Copy ``src`` into ``dst`` with its corner at ``(top, left)``, clipped to ``dst``."""
+    rows, cols = dst.shape[-2:]
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + src.shape[-2], rows), min(left + src.shape[-1], cols)
+    if r1 > r0 and c1 > c0:
+        dst[..., r0:r1, c0:c1] = src[..., r0 - top : r1 - top, c0 - left : c1 - left]
+
+
+def _ring_ssim(
+    neighbourhood: Sequence[dict[str, Any] | None], *, block: _Block, data_range: np.ndarray
+) -> np.ndarray:
+    """Stage 2: SSIM sum and count per band over the r-wide ring along a chunk's edges."""
+    r = km.ssim_radius()
+    h, w = block.height, block.width
+    n_bands = data_range.size
+    shape = (n_bands, h + 2 * r, w + 2 * r)
+    ext_f, ext_t = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    ext_v = np.zeros(shape, dtype=bool)  # outside the image stays invalid
+    for stats in neighbourhood:
+        if stats is None:
+            continue
+        other = stats["block"]
+        for r0, c0, f, t, v in stats["strips"]:
+            top = other.row0 - block.row0 + r + r0
+            left = other.col0 - block.col0 + r + c0
+            for dst, src in ((ext_f, f), (ext_t, t), (ext_v, v)):
+                _paste(dst, src, top, left)
+    # target pixels in extended coordinates: top rows, bottom rows, left and right columns
+    targets = (
+        (r, 2 * r, r, r + w),
+        (h, h + r, r, r + w),
+        (2 * r, h, r, 2 * r),
+        (2 * r, h, w, w + r),
     )
+    out = np.zeros((n_bands, 2))
+    for b in range(n_bands):
+        for ra, rb, ca, cb in targets:
+            if rb <= ra or cb <= ca:
+                continue
+            window = (slice(ra - r, rb + r), slice(ca - r, cb + r))
+            smap = km.ssim_map(
+                ext_f[b][window], ext_t[b][window], ext_v[b][window], data_range=data_range[b]
+            )
+            out[b] += _ssim_parts(smap[r:-r, r:-r])
+    return out
 
 
 @dataclass(frozen=True)
@@ -480,38 +532,75 @@ class _Partials:
     sam_count: np.ndarray  # (time,)
 
 
+def _block_grid(inputs: _Inputs) -> dict[tuple[int, int, int], _Block]:
+    row0 = np.cumsum((0, *inputs.fused.chunks[2]))
+    col0 = np.cumsum((0, *inputs.fused.chunks[3]))
+    return {
+        (ti, yi, xi): _Block(ti, int(row0[yi]), int(col0[xi]), int(hh), int(ww))
+        for ti in range(inputs.fused.shape[0])
+        for yi, hh in enumerate(inputs.fused.chunks[2])
+        for xi, ww in enumerate(inputs.fused.chunks[3])
+    }
+
+
 def compute_partials(
     inputs: _Inputs, data_range: np.ndarray, max_chip: int = MAX_CHIP
 ) -> tuple[_Partials, _Chips]:
     """Run the single pass: per-chunk partial sums of every metric plus decimated chips."""
-    radius = km.ssim_radius()
-    per_band = [
-        _band_partials(
-            inputs.fused[:, b], inputs.truth[:, b], inputs.valid[:, b], float(data_range[b]), radius
+    n_time, n_band, ny, nx = inputs.fused.shape
+    stride = _chip_stride(ny, nx, max_chip)
+    blocks = _block_grid(inputs)
+    f_parts, t_parts = inputs.fused.to_delayed(), inputs.truth.to_delayed()
+    v_parts = inputs.truth_valid.to_delayed()
+    stage1 = {
+        key: dask.delayed(_block_stats)(
+            f_parts[key[0], 0, key[1], key[2]],
+            t_parts[key[0], 0, key[1], key[2]],
+            v_parts[key],
+            block=block,
+            data_range=data_range,
+            stride=stride,
         )
-        for b in range(inputs.fused.shape[1])
-    ]
-    angles = _angle_partials(inputs)
-    stride = _chip_stride(*inputs.fused.shape[2:], max_chip)
-    view = (slice(None), slice(None), slice(None, None, stride), slice(None, None, stride))
-    band_parts, angle_parts, f_chip, t_chip, v_chip = dask.compute(
-        da.stack(per_band, axis=1),
-        angles,
-        inputs.fused[view],
-        inputs.truth[view],
-        inputs.valid[view],
+        for key, block in blocks.items()
+    }
+    rings = {
+        key: dask.delayed(_ring_ssim)(
+            [
+                stage1.get((key[0], key[1] + dy, key[2] + dx))
+                for dy in (-1, 0, 1)
+                for dx in (-1, 0, 1)
+            ],
+            block=blocks[key],
+            data_range=data_range,
+        )
+        for key in blocks
+    }
+    summaries, ring_parts = dask.compute(
+        [dask.delayed(_summary)(s) for s in stage1.values()], list(rings.values())
     )
-    moments = km.reduce_moments(band_parts[..., : km.N_MOMENTS], axis=(2, 3))
-    ssim_parts = band_parts[..., km.N_MOMENTS :].sum(axis=(2, 3))
-    sam_parts = angle_parts.sum(axis=(1, 2))
+    moments = np.zeros((n_time, n_band, km.N_MOMENTS))
+    ssim = np.zeros((n_time, n_band, 2))
+    sam = np.zeros((n_time, 2))
+    shape = (n_time, n_band, math.ceil(ny / stride), math.ceil(nx / stride))
+    chips = [np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)]
+    chips.append(np.zeros(shape, dtype=bool))
+    for s, ring in zip(summaries, ring_parts, strict=True):
+        block = s["block"]
+        ti = block.time
+        moments[ti] = km.merge_moments(moments[ti], s["moments"])
+        ssim[ti] += s["ssim"] + ring
+        sam[ti] += s["sam"]
+        top, left = -(-block.row0 // stride), -(-block.col0 // stride)
+        for dst, piece in zip(chips, s["chip"], strict=True):
+            _paste(dst[ti], piece, top, left)
     partials = _Partials(
         moments=moments,
-        ssim_sum=ssim_parts[..., 0],
-        ssim_count=ssim_parts[..., 1],
-        sam_sum=sam_parts[..., 0],
-        sam_count=sam_parts[..., 1],
+        ssim_sum=ssim[..., 0],
+        ssim_count=ssim[..., 1],
+        sam_sum=sam[:, 0],
+        sam_count=sam[:, 1],
     )
-    return partials, _Chips(fused=f_chip, truth=t_chip, valid=v_chip, stride=stride)
+    return partials, _Chips(fused=chips[0], truth=chips[1], valid=chips[2], stride=stride)
 
 
 # --------------------------------------------------------------------------------------------
