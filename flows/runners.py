@@ -23,7 +23,9 @@ def local_cluster_kwargs(config: RunnerConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "n_workers": config.n_workers,
         "processes": config.processes,
-        "dashboard_address": None,
+        # A free port: the scheduler's HTTP server otherwise takes 8787, which other clusters
+        # on a shared machine may hold (dashboard_address=None still binds 8787).
+        "dashboard_address": ":0",
     }
     if config.threads_per_worker is not None:
         kwargs["threads_per_worker"] = config.threads_per_worker

@@ -261,7 +261,7 @@ def test_submit_needs_one_batch_system() -> None:
 
 def test_default_runner_is_a_thread_local_cluster() -> None:
     runner = task_runner()
-    assert runner.cluster_kwargs == {"n_workers": 1, "processes": False, "dashboard_address": None}
+    assert runner.cluster_kwargs == {"n_workers": 1, "processes": False, "dashboard_address": ":0"}
     assert (
         local_cluster_kwargs(RunnerConfig(n_workers=2, threads_per_worker=1))["threads_per_worker"]
         == 1
