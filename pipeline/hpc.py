@@ -387,9 +387,5 @@ def hpc_cluster(config_path: str, **cluster_kwargs: Any) -> JobQueueCluster:
         ``SLURMCluster``/``PBSCluster`` (or their dask-cuda variants) with no jobs yet.
     """
     config = load_hpc_config(config_path)
-    options = {
-        "dashboard_address": None,
-        **config.scheduler_options,
-        **cluster_kwargs.pop("scheduler_options", {}),
-    }
+    options = {**config.scheduler_options, **cluster_kwargs.pop("scheduler_options", {})}
     return config.cluster_class(scheduler_options=options, **config.job_kwargs, **cluster_kwargs)

@@ -217,6 +217,13 @@ def _stored_state(fused_path: Path) -> tuple[dict[str, list[str]], set[str]]:
     return pairs_used, {_day(t) for t, ok in zip(times, done, strict=True) if ok}
 
 
+def _has_coarse_only_date(cube: Any) -> bool:
+    """True when some coarse date of the cube has no fine image (a date to predict)."""
+    coarse = np.asarray(cube["coarse_observed"].values, dtype=bool)
+    fine = np.asarray(cube["fine_observed"].values, dtype=bool)
+    return bool((coarse & ~fine).any())
+
+
 def dates_to_fuse(
     cube_path: str | Path,
     fused_path: str | Path,
@@ -242,21 +249,33 @@ def dates_to_fuse(
     Returns
     -------
     UpdatePlan
+        Empty when every date is done, or when the cube has no coarse-only date yet.
+
+    Raises
+    ------
+    ConfigError
+        From the engine's planner when a date to predict has no usable pair.
     """
     from pipeline.fuse import open_cube_raw, plan_fusion
     from pipeline.methods import get_method
 
     cube_path, fused_path = Path(cube_path), Path(fused_path)
     fusion_method = get_method(method)
-    plan = plan_fusion(
-        open_cube_raw(cube_path),
-        cube_path,
-        method=fusion_method,
-        params=fusion_method.make_params(params),
-        dates=None,
-        pairs=pairs,
-        min_pair_valid_fraction=min_pair_valid_fraction,
-    )
+    cube = open_cube_raw(cube_path)
+    try:
+        plan = plan_fusion(
+            cube,
+            cube_path,
+            method=fusion_method,
+            params=fusion_method.make_params(params),
+            dates=None,
+            pairs=pairs,
+            min_pair_valid_fraction=min_pair_valid_fraction,
+        )
+    except ConfigError:
+        if _has_coarse_only_date(cube):
+            raise
+        return UpdatePlan((), (), (), ())  # e.g. the first day: only a fine+coarse pair yet
     wanted = {
         _day(d): [_day(p) for p in group.pair_dates]
         for group in plan.groups

@@ -280,7 +280,7 @@ def test_address_and_hpc_runners() -> None:
 
 def test_hpc_cluster_renders_the_same_workers_without_slurm() -> None:
     path = str(DEPLOY / "hpc" / "gpu-slurm.yaml")
-    cluster = hpc_cluster(path, scheduler_options={"host": "127.0.0.1"})
+    cluster = hpc_cluster(path, scheduler_options={"host": "127.0.0.1", "dashboard_address": ":0"})
     try:
         script = cluster.job_script()
     finally:

@@ -19,7 +19,10 @@ import yaml
 from prefect.testing.utilities import prefect_test_harness
 
 import pipeline.fuse
+import pipeline.ingest
 from flows import evaluate_flow, fuse_flow, ingest_flow, run_update, update_flow
+from pipeline.errors import ConfigError
+from pipeline.plan import plan_region
 from pipeline.simulate import simulate_site
 from pipeline.update import RegionConfig, dates_to_fuse, region_config_from_mapping
 
@@ -227,3 +230,13 @@ def test_failing_fuse_is_retried_then_fails_cleanly(
         "2024-05-10",
         "2024-05-11",
     }
+
+
+def test_nothing_to_fuse_before_the_first_coarse_only_date(site: Any, tmp_path: Path) -> None:
+    source = write_manifest(site, tmp_path / "source", date(2024, 5, 1))  # one fine+coarse pair
+    config = region(tmp_path, source.parent, truth=None, ingest_truth=False)
+    pipeline.ingest.ingest(config.source, config.cube, chunk=config.chunk)
+    update = dates_to_fuse(config.cube, config.fused)
+    assert update.dates == () and update.groups == ()
+    with pytest.raises(ConfigError, match="up to date"):
+        plan_region(config)
