@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import numpy.typing as npt
@@ -406,20 +407,10 @@ class FloodZone:
     edge_spacing: float
     day: int
 
-    def bounds(self) -> tuple[float, float, float, float]:
-        """Pixel bounds ``(row_min, row_max, col_min, col_max)`` that contain the zone."""
-        grow = 1.5
-        return (
-            self.centre_row - grow * self.semi_rows,
-            self.centre_row + grow * self.semi_rows,
-            self.centre_col - grow * self.semi_cols,
-            self.centre_col + grow * self.semi_cols,
-        )
-
     def mask(self, rows: np.ndarray, cols: np.ndarray, seed: int) -> npt.NDArray[np.bool_]:
         """Flooded pixels of the grid ``rows × cols``."""
-        row_min, row_max, _, _ = self.bounds()
-        if rows.max() < row_min or rows.min() > row_max:
+        reach = 1.5 * self.semi_rows  # the noisy edge stays within 1.5 semi-axes
+        if rows.max() < self.centre_row - reach or rows.min() > self.centre_row + reach:
             return np.zeros((rows.size, cols.size), dtype=bool)
         dy = (((rows - self.centre_row) / self.semi_rows) ** 2).astype(np.float32)
         dx = (((cols - self.centre_col) / self.semi_cols) ** 2).astype(np.float32)
@@ -1175,43 +1166,52 @@ def make_config(
 # Streaming raster writers.
 
 
-class _CogSink:
-    """One raster written by row windows into a work GeoTIFF, then copied to a COG.
+def overview_shapes(shape: tuple[int, int], block: int = _COG_BLOCK) -> list[tuple[int, int]]:
+    """Shapes of the 2× overview levels of a raster, halving (rounding up) until ≤ ``block``."""
+    shapes = []
+    height, width = shape
+    while max(height, width) > block:
+        height, width = -(-height // 2), -(-width // 2)
+        shapes.append((height, width))
+    return shapes
 
-    The work file is striped (``rows_per_strip`` rows) and lightly compressed, so that windows
-    aligned on strips are written once, without read-back; :meth:`finish` makes the COG (tiled,
-    deflate, overviews) and deletes the work file.
+
+class _WorkRaster:
+    """A work GeoTIFF filled by consecutive row windows, from the top.
+
+    Striped (``rows_per_strip`` rows) and lightly compressed, so that windows aligned on strips
+    are written once without read-back, and band-interleaved so that band-by-band reads do not
+    decompress every band.
     """
 
     def __init__(
         self,
-        final: Path,
-        work: Path,
+        path: Path,
+        shape: tuple[int, int],
+        transform: Affine,
         *,
-        grid: RasterGrid,
+        crs: str,
         bands: Sequence[BandSpec],
         rows_per_strip: int,
-        overview_resampling: str,
     ) -> None:
-        self.final = final
-        self._work = work
-        self._resampling = overview_resampling
-        first = bands[0]
+        self.path = path
+        self.dtype = np.dtype(bands[0].data_type)
+        self.next_row = 0
         self._ds = rasterio.open(
-            work,
+            path,
             "w",
             driver="GTiff",
-            width=grid.shape[1],
-            height=grid.shape[0],
+            width=shape[1],
+            height=shape[0],
             count=len(bands),
-            dtype=first.data_type,
-            nodata=first.nodata,
-            crs=grid.crs_code,
-            transform=grid.transform,
+            dtype=bands[0].data_type,
+            nodata=bands[0].nodata,
+            crs=crs,
+            transform=transform,
             blockysize=rows_per_strip,
             compress="ZSTD",
             zstd_level=1,
-            interleave="pixel",
+            interleave="band",
         )
         for i, band in enumerate(bands, start=1):
             self._ds.set_band_description(i, band.name)
@@ -1220,30 +1220,170 @@ class _CogSink:
         self._ds.scales = [b.scale for b in bands]
         self._ds.offsets = [b.offset for b in bands]
 
+    def append(self, block: np.ndarray) -> None:
+        """Write ``(bands, rows, cols)`` below the rows written so far."""
+        rows = block.shape[1]
+        self._ds.write(block, window=Window(0, self.next_row, block.shape[2], rows))
+        self.next_row += rows
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self._ds.close()
+
+
+class _OverviewPyramid:
+    """2× average overviews of a raster that arrives by row blocks, written as it streams.
+
+    Level k holds, per band, the mean of the valid (not nodata) full-resolution values of each
+    ``2^k × 2^k`` block, rounded; nodata where none is valid. Levels are cascaded through exact
+    integer sums and counts, so the result does not depend on how the rows are blocked. An odd
+    last row or column is averaged alone, as GDAL does.
+    """
+
+    def __init__(self, levels: Sequence[_WorkRaster], nodata: float | None) -> None:
+        self._levels = list(levels)
+        self._nodata = nodata
+        self._pending: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(levels)
+
+    def push(self, block: np.ndarray) -> None:
+        """Feed the next rows ``(bands, rows, cols)`` of the full-resolution raster."""
+        if not self._levels:
+            return
+        valid = np.ones(block.shape, dtype=bool) if self._nodata is None else block != self._nodata
+        sums = np.where(valid, block, 0).astype(np.float64)
+        self._reduce(0, sums, valid.astype(np.int32), final=False)
+
+    def close(self) -> None:
+        """Write the rows still pending (odd last rows) of every level."""
+        for level in range(len(self._levels)):
+            pending = self._pending[level]
+            if pending is not None:
+                self._pending[level] = None
+                self._reduce(level, *pending, final=True)
+
+    def _reduce(self, level: int, sums: np.ndarray, counts: np.ndarray, final: bool) -> None:
+        pending = self._pending[level]
+        if pending is not None:
+            sums = np.concatenate([pending[0], sums], axis=1)
+            counts = np.concatenate([pending[1], counts], axis=1)
+            self._pending[level] = None
+        rows = sums.shape[1] if final else sums.shape[1] // 2 * 2
+        if rows < sums.shape[1]:
+            self._pending[level] = (sums[:, rows:], counts[:, rows:])
+        if rows == 0:
+            return
+        pad = ((0, 0), (0, rows % 2), (0, sums.shape[2] % 2))
+        sums = np.pad(sums[:, :rows], pad)
+        counts = np.pad(counts[:, :rows], pad)
+        bands, height, width = sums.shape
+        sums = sums.reshape(bands, height // 2, 2, width // 2, 2).sum(axis=(2, 4))
+        counts = counts.reshape(bands, height // 2, 2, width // 2, 2).sum(axis=(2, 4))
+        mean = np.rint(sums / np.maximum(counts, 1))
+        if self._nodata is not None:
+            mean[counts == 0] = self._nodata
+        target = self._levels[level]
+        target.append(mean.astype(target.dtype))
+        if level + 1 < len(self._levels):
+            self._reduce(level + 1, sums, counts, final=final)
+
+
+class _CogSink:
+    """One raster written by row blocks into work GeoTIFFs (base and overviews), then a COG.
+
+    GDAL computes COG overviews band by band over the whole image, which thrashes its cache once
+    the image outgrows it (minutes per 10000² file); the overviews are therefore built while
+    streaming (:class:`_OverviewPyramid`) and handed to the COG driver through a VRT.
+    """
+
+    def __init__(
+        self,
+        final: Path,
+        work_dir: Path,
+        *,
+        grid: RasterGrid,
+        bands: Sequence[BandSpec],
+        rows_per_strip: int,
+    ) -> None:
+        self.final = final
+        self._vrt = work_dir / f"{final.stem}.vrt"
+        opened: list[_WorkRaster] = []
+        try:
+            opened.append(
+                _WorkRaster(
+                    work_dir / final.name,
+                    grid.shape,
+                    grid.transform,
+                    crs=grid.crs_code,
+                    bands=bands,
+                    rows_per_strip=rows_per_strip,
+                )
+            )
+            for level, shape in enumerate(overview_shapes(grid.shape), start=1):
+                opened.append(
+                    _WorkRaster(
+                        work_dir / f"{final.stem}.ovr{level}.tif",
+                        shape,
+                        grid.transform * Affine.scale(2**level),
+                        crs=grid.crs_code,
+                        bands=bands,
+                        rows_per_strip=1,
+                    )
+                )
+        except BaseException:
+            for raster in opened:
+                raster.close()
+            raise
+        self._base, *overviews = opened
+        self._overviews = overviews
+        self._pyramid = _OverviewPyramid(overviews, bands[0].nodata)
+
     def write(self, data: np.ndarray, row0: int) -> None:
-        """Write ``(bands, rows, cols)`` (or ``(rows, cols)`` for one band) at ``row0``."""
+        """Write ``(bands, rows, cols)`` (or ``(rows, cols)``) at ``row0``, the next row due."""
+        if row0 != self._base.next_row:
+            raise ValueError(f"{self.final.name}: rows must arrive in order ({row0=})")
         block = data if data.ndim == 3 else data[None]
-        self._ds.write(block, window=Window(0, row0, block.shape[2], block.shape[1]))
+        self._base.append(block)
+        self._pyramid.push(block)
 
     def finish(self) -> None:
-        """Close the work file, copy it to the final COG and remove it."""
-        self._ds.close()
+        """Complete the overviews, copy everything into the final COG, remove the work files."""
+        self._pyramid.close()
+        self.abort()
+        source = self._base.path
+        if self._overviews:
+            _write_vrt_with_overviews(source, [o.path for o in self._overviews], self._vrt)
+            source = self._vrt
         rasterio.shutil.copy(
-            self._work,
+            source,
             self.final,
             driver="COG",
             compress="DEFLATE",
             predictor="YES",
             level=_DEFLATE_LEVEL,
             blocksize=_COG_BLOCK,
-            overview_resampling=self._resampling,
+            overviews="FORCE_USE_EXISTING" if self._overviews else "NONE",
             num_threads="ALL_CPUS",
         )
-        self._work.unlink()
+        for path in (self._base.path, *(o.path for o in self._overviews), self._vrt):
+            path.unlink(missing_ok=True)
 
     def abort(self) -> None:
-        """Close the work file without making the COG."""
-        self._ds.close()
+        """Close the work files without making the COG."""
+        for raster in (self._base, *self._overviews):
+            raster.close()
+
+
+def _write_vrt_with_overviews(base: Path, overviews: Sequence[Path], vrt: Path) -> None:
+    """Write a VRT of ``base`` whose bands list ``overviews`` (same bands) as their overviews."""
+    rasterio.shutil.copy(base, vrt, driver="VRT")
+    tree = ElementTree.parse(vrt)
+    for band in tree.getroot().iter("VRTRasterBand"):
+        for path in overviews:
+            overview = ElementTree.SubElement(band, "Overview")
+            source = ElementTree.SubElement(overview, "SourceFilename", relativeToVRT="0")
+            source.text = str(path)
+            ElementTree.SubElement(overview, "SourceBand").text = band.get("band")
+    tree.write(vrt)
 
 
 def _reflectance_bands(config: SiteConfig, pixel_size: float) -> tuple[BandSpec, ...]:
@@ -1316,26 +1456,19 @@ def _open_sinks(config: SiteConfig, root: Path, work: Path, paths: _SitePaths) -
     coarse_bands = _reflectance_bands(config, FINE_PIXEL_SIZE * ratio)
     sinks = _Sinks()
 
-    def sink(rel: Path, grid: RasterGrid, bands: Sequence[BandSpec], strip: int, how: str):
+    def sink(rel: Path, grid: RasterGrid, bands: Sequence[BandSpec], strip: int) -> _CogSink:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        return _CogSink(
-            root / rel,
-            work / rel.name,
-            grid=grid,
-            bands=bands,
-            rows_per_strip=strip,
-            overview_resampling=how,
-        )
+        return _CogSink(root / rel, work, grid=grid, bands=bands, rows_per_strip=strip)
 
     try:
         for rel in paths.truth:
-            sinks.truth.append(sink(rel, config.fine_grid, fine_bands, ratio, "AVERAGE"))
+            sinks.truth.append(sink(rel, config.fine_grid, fine_bands, ratio))
         for rel in paths.coarse:
-            sinks.coarse.append(sink(rel, config.coarse_grid, coarse_bands, 1, "AVERAGE"))
+            sinks.coarse.append(sink(rel, config.coarse_grid, coarse_bands, 1))
         for rel in paths.fine:
-            sinks.fine.append(sink(rel, config.fine_grid, fine_bands, ratio, "AVERAGE"))
+            sinks.fine.append(sink(rel, config.fine_grid, fine_bands, ratio))
         for rel in paths.mask:
-            sinks.mask.append(sink(rel, config.fine_grid, (_MASK_BAND,), ratio, "NEAREST"))
+            sinks.mask.append(sink(rel, config.fine_grid, (_MASK_BAND,), ratio))
     except BaseException:
         for opened in sinks.all():
             opened.abort()

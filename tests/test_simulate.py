@@ -13,13 +13,14 @@ import pytest
 import rasterio
 from typer.testing import CliRunner
 
-from pipeline.cli import app
 from pipeline.errors import ConfigError, OutputError
 from pipeline.simulate import (
     BAND_NAMES,
     NODATA,
     SiteSummary,
+    _OverviewPyramid,
     block_mean,
+    overview_shapes,
     psf_kernel,
     simulate_site,
     value_noise,
@@ -149,6 +150,63 @@ def test_value_noise_is_tileable() -> None:
     ]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
     assert 0 <= whole.min() and whole.max() < 1 and whole.std() > 0.05
+
+
+def reference_overview(full: np.ndarray, factor: int, nodata: int | None) -> np.ndarray:
+    """Valid-pixel mean of ``factor × factor`` blocks (partial at the edges), rounded."""
+    bands, height, width = full.shape
+    out_h, out_w = -(-height // factor), -(-width // factor)
+    out = np.empty((bands, out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            cell = full[:, i * factor : (i + 1) * factor, j * factor : (j + 1) * factor]
+            for b in range(bands):
+                values = cell[b][cell[b] != nodata] if nodata is not None else cell[b].ravel()
+                out[b, i, j] = np.rint(values.mean()) if values.size else nodata
+    return out
+
+
+class FakeLevel:
+    """Collects what the pyramid writes to one overview level."""
+
+    dtype = np.dtype("int16")
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def append(self, block: np.ndarray) -> None:
+        self.blocks.append(block)
+
+
+@pytest.mark.parametrize("rows_per_push", [1, 3, 8, 37])
+def test_streamed_overviews_match_block_means(rows_per_push: int) -> None:
+    rng = np.random.default_rng(0)
+    full = rng.integers(0, 10000, size=(2, 37, 23)).astype(np.int16)
+    full[:, 5:14, 3:9] = NODATA
+    full[1, 20:22, :] = NODATA
+    levels = [FakeLevel() for _ in range(3)]
+    pyramid = _OverviewPyramid(levels, NODATA)
+    for row in range(0, 37, rows_per_push):
+        pyramid.push(full[:, row : row + rows_per_push])
+    pyramid.close()
+    for k, level in enumerate(levels, start=1):
+        written = np.concatenate(level.blocks, axis=1)
+        np.testing.assert_array_equal(written, reference_overview(full, 2**k, NODATA))
+    assert overview_shapes((37, 23), block=4) == [(19, 12), (10, 6), (5, 3), (3, 2)]
+
+
+def test_large_site_cogs_carry_streamed_overviews(tmp_path: Path) -> None:
+    params = {"size": 1056, "days": 2, "bands": ("red", "nir"), "seed": 1}
+    params["cloud_dates"] = ["2024-05-02"]
+    thin = simulate_site(tmp_path / "thin", block_rows=48, **params)
+    whole = simulate_site(tmp_path / "whole", block_rows=1056, **params)
+    assert tif_bytes(thin.out_dir) == tif_bytes(whole.out_dir)
+    with rasterio.open(thin.fine_paths[1]) as ds:
+        assert ds.overviews(1) == [2, 4]
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        full = ds.read()
+        half = ds.read(out_shape=(2, 528, 528))  # read from the first overview level
+    np.testing.assert_array_equal(half, reference_overview(full, 2, NODATA))
 
 
 def coarse_site(tmp_path: Path, name: str, **sensor: object) -> SiteSummary:
@@ -284,6 +342,8 @@ def test_failed_run_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_cli_writes_a_site_and_reports_errors(tmp_path: Path) -> None:
+    from pipeline.cli import app  # imports every command; keep the other tests independent
+
     runner = CliRunner()
     out = tmp_path / "cli"
     args = ["simulate", str(out), "--size", "64", "--days", "3", "--bands", "red,nir"]
