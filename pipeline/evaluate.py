@@ -738,6 +738,20 @@ def _source_chip(
     return data.astype(np.float32)
 
 
+def picture_indices(n_dates: int, max_pictures: int | None) -> list[int]:
+    """Indices of the dates that get quicklooks and scatter plots.
+
+    All of them when ``max_pictures`` is ``None`` or not smaller than ``n_dates``; otherwise
+    ``max_pictures`` dates spread evenly from the first to the last.
+    """
+    if max_pictures is None or n_dates <= max_pictures:
+        return list(range(n_dates))
+    if max_pictures < 1:
+        return []
+    step = (n_dates - 1) / max(max_pictures - 1, 1)
+    return sorted({round(i * step) for i in range(max_pictures)})
+
+
 def _quicklooks(
     out: Path,
     chips: _Chips,
@@ -746,9 +760,11 @@ def _quicklooks(
     dates: Sequence[str],
     bands: Sequence[str],
     method: str | None,
+    picks: Sequence[int],
 ) -> dict[str, str]:
     files: dict[str, str] = {}
-    for ti, date in enumerate(dates):
+    for ti in picks:
+        date = dates[ti]
         base = _base_date(fused, source, date)
         context = {
             "coarse": _source_chip(source, "coarse", date, bands, chips.stride),
@@ -776,9 +792,11 @@ def _scatters(
     dates: Sequence[str],
     bands: Sequence[str],
     rows: Sequence[Mapping[str, Any]],
+    picks: Sequence[int],
 ) -> dict[str, str]:
     files: dict[str, str] = {}
-    for ti, date in enumerate(dates):
+    for ti in picks:
+        date = dates[ti]
         valid = chips.valid[ti]
         samples = {
             band: (chips.fused[ti, bi][valid[bi]], chips.truth[ti, bi][valid[bi]])
@@ -925,6 +943,7 @@ def evaluate(
     data_range: float | None = None,
     source_cube: str | Path | None = None,
     max_chip: int = MAX_CHIP,
+    max_pictures: int | None = 8,
     overwrite: bool = False,
 ) -> EvaluationReport:
     """Evaluate a fused store against truth and write the report directory.
@@ -959,6 +978,9 @@ def evaluate(
         store's ``source_cube`` attribute.
     max_chip : int
         Longest side of the decimated quicklook/scatter chips.
+    max_pictures : int or None
+        Dates that get a quicklook and a scatter plot, spread evenly over the evaluated dates
+        (first and last included); ``None`` for every date. Metrics cover every date.
     overwrite : bool
         Replace an existing non-empty report directory.
 
@@ -994,6 +1016,7 @@ def evaluate(
             data_range=data_range,
             source_cube=source_cube,
             max_chip=max_chip,
+            max_pictures=max_pictures,
             overwrite=overwrite,
         )
 
@@ -1014,6 +1037,7 @@ def _evaluate_opened(
     data_range: float | None,
     source_cube: str | Path | None,
     max_chip: int,
+    max_pictures: int | None,
     overwrite: bool,
 ) -> EvaluationReport:
     """:func:`evaluate` once both inputs are open (``truth`` names the truth as given)."""
@@ -1037,8 +1061,9 @@ def _evaluate_opened(
         notes.extend(f"{r['date']}: no valid pixels" for r in d_rows if r["status"] == STATUS_EMPTY)
         method = fused_ds.attrs.get("method")
         files = {"metrics_json": "metrics.json", "metrics_csv": "metrics.csv"}
-        files |= _quicklooks(staging, chips, fused_ds, source, sel_dates, sel_bands, method)
-        files |= _scatters(staging, chips, sel_dates, sel_bands, b_rows)
+        picks = picture_indices(len(sel_dates), max_pictures)
+        files |= _quicklooks(staging, chips, fused_ds, source, sel_dates, sel_bands, method, picks)
+        files |= _scatters(staging, chips, sel_dates, sel_bands, b_rows, picks)
         files |= _timeseries(staging, fused_ds, truth_ds, source, sel_bands, locations)
         files |= {"report_md": "report.md", "report_html": "report.html"}
         report = EvaluationReport(

@@ -347,3 +347,12 @@ def test_cli_evaluate_and_compare(site: dict, report: object, tmp_path: Path) ->
         ],
     )
     assert bad.exit_code != 0
+
+
+def test_picture_dates_are_spread_evenly() -> None:
+    from pipeline.evaluate import picture_indices
+
+    assert picture_indices(5, None) == [0, 1, 2, 3, 4]
+    assert picture_indices(5, 8) == [0, 1, 2, 3, 4]
+    assert picture_indices(27, 8) == [0, 4, 7, 11, 15, 19, 22, 26]
+    assert picture_indices(27, 1) == [0]

@@ -37,7 +37,7 @@ def demo_command(
         "demo-output"
     ),
     size: Annotated[int, typer.Option(help="Site size in fine pixels (multiple of 16).")] = 512,
-    days: Annotated[int, typer.Option(help="Days simulated (one coarse image a day).")] = 32,
+    days: Annotated[int, typer.Option(help="Days simulated (one coarse image a day).")] = 24,
     seed: Annotated[int, typer.Option(help="Random seed of the site.")] = 0,
     tile: Annotated[int, typer.Option(help="Tile / chunk edge in pixels.")] = 256,
     overwrite: Annotated[

@@ -79,6 +79,9 @@ def evaluate_command(
         Path | None,
         typer.Option(help="Cube with coarse and base fine images (default: the fused store's)."),
     ] = None,
+    max_pictures: Annotated[
+        int, typer.Option(help="Dates with quicklook/scatter pictures (0 = every date).")
+    ] = 8,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report directory.")] = False,
 ) -> None:
     """Measure FUSED against TRUTH and write metrics, pictures and a report to --out.
@@ -106,6 +109,7 @@ def evaluate_command(
         pixels=parse_pairs(pixel, "--pixel", int),
         data_range=data_range,
         source_cube=source_cube,
+        max_pictures=max_pictures or None,
         overwrite=overwrite,
     )
     console = Console()
