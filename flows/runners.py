@@ -1,4 +1,4 @@
-"""Prefect task runners on Dask, built from a region's :class:`~pipeline.hpc.RunnerConfig`.
+"""Prefect task runners on Dask, built from a region's :class:`~pipeline.update.RunnerConfig`.
 
 - default: a local ``distributed.LocalCluster`` of threads (``processes=False``), so the workers
   share the flow's Prefect API connection instead of starting one temporary server each;
@@ -14,8 +14,11 @@ from typing import Any
 from prefect.tasks import exponential_backoff
 from prefect_dask import DaskTaskRunner
 
-from pipeline.hpc import RunnerConfig, hpc_cluster
-from pipeline.update import RetryPolicy
+from pipeline.update import RetryPolicy, RunnerConfig
+
+#: The dask-jobqueue cluster factory, by name: dask-jobqueue (which writes
+#: ``~/.config/dask/jobqueue.yaml`` when imported) loads only for ``hpc`` runners.
+HPC_CLUSTER_FACTORY = "pipeline.hpc.hpc_cluster"
 
 
 def local_cluster_kwargs(config: RunnerConfig) -> dict[str, Any]:
@@ -50,7 +53,7 @@ def task_runner(config: RunnerConfig | None = None) -> DaskTaskRunner:
         return DaskTaskRunner(address=config.address)
     if config.hpc is not None:
         return DaskTaskRunner(
-            cluster_class=hpc_cluster,
+            cluster_class=HPC_CLUSTER_FACTORY,
             cluster_kwargs={"config_path": str(config.hpc)},
             adapt_kwargs={"minimum_jobs": config.min_jobs, "maximum_jobs": config.max_jobs},
         )

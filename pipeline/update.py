@@ -33,8 +33,40 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError, InputError
-from pipeline.hpc import RunnerConfig
 from pipeline.pairing import PairGroup
+
+
+class RunnerConfig(BaseModel):
+    """Where the flows' Dask tasks run: a local cluster, a running scheduler, or batch jobs.
+
+    Exactly one of ``address`` and ``hpc`` may be set; with neither, a local cluster of
+    ``n_workers`` workers (threads by default, so Prefect keeps one API connection) is started.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = None
+    """Address of a running Dask scheduler (``tcp://host:8786``)."""
+    hpc: Path | None = None
+    """A ``deploy/hpc/*.yaml`` config: start a dask-jobqueue cluster from it."""
+    min_jobs: PositiveInt = 1
+    """Batch jobs kept while the flow runs (``hpc`` only)."""
+    max_jobs: PositiveInt = 1
+    """Batch jobs the cluster may scale up to (``hpc`` only)."""
+    n_workers: PositiveInt = 1
+    """Workers of the local cluster."""
+    threads_per_worker: PositiveInt | None = None
+    """Threads per local worker (default: all cores)."""
+    processes: bool = False
+    """Local workers as processes (then export PREFECT_API_URL to share one Prefect server)."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RunnerConfig:
+        if self.address is not None and self.hpc is not None:
+            raise ValueError("give either 'address' or 'hpc', not both")
+        if self.min_jobs > self.max_jobs:
+            raise ValueError(f"min_jobs ({self.min_jobs}) exceeds max_jobs ({self.max_jobs})")
+        return self
 
 
 class RetryPolicy(BaseModel):

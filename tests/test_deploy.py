@@ -20,7 +20,6 @@ from flows.runners import local_cluster_kwargs, retry_options, task_runner
 from pipeline.cli import app
 from pipeline.errors import ConfigError, SchedulerError
 from pipeline.hpc import (
-    RunnerConfig,
     cuda_worker_command,
     dask_environment_exports,
     hpc_cluster,
@@ -28,7 +27,7 @@ from pipeline.hpc import (
     render_job_script,
     submit_job_script,
 )
-from pipeline.update import RetryPolicy, load_region_config
+from pipeline.update import RetryPolicy, RunnerConfig, load_region_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -272,7 +271,7 @@ def test_address_and_hpc_runners() -> None:
     assert task_runner(RunnerConfig(address=SCHEDULER)).address == SCHEDULER
     hpc = DEPLOY / "hpc" / "gpu-slurm.yaml"
     runner = task_runner(RunnerConfig(hpc=hpc, min_jobs=1, max_jobs=4))
-    assert runner.cluster_class is hpc_cluster
+    assert runner.resolved_cluster_class is hpc_cluster
     assert runner.adapt_kwargs == {"minimum_jobs": 1, "maximum_jobs": 4}
     with pytest.raises(ValueError, match="not both"):
         RunnerConfig(address=SCHEDULER, hpc=hpc)

@@ -11,9 +11,8 @@ import typer
 from rich.console import Console
 
 from pipeline.errors import ConfigError
-from pipeline.hpc import RunnerConfig, load_hpc_config, render_job_script, submit_job_script
 from pipeline.plan import THROUGHPUT, describe_plan, plan_region
-from pipeline.update import load_region_config
+from pipeline.update import RunnerConfig, load_region_config
 
 #: Scheduler address printed by ``submit --dry-run`` when none is given.
 PLACEHOLDER_SCHEDULER = "tcp://SCHEDULER-HOST:8786"
@@ -74,6 +73,9 @@ def submit_command(
     """
     if slurm == pbs:
         raise ConfigError("choose the batch system: --slurm or --pbs")
+    # dask-jobqueue is imported only here: it writes ~/.config/dask/jobqueue.yaml on import.
+    from pipeline.hpc import load_hpc_config, render_job_script, submit_job_script
+
     hpc = load_hpc_config(config, "slurm" if slurm else "pbs")
     if scheduler is None and not dry_run:
         raise ConfigError("give --scheduler tcp://HOST:PORT, the scheduler the workers join")
