@@ -272,3 +272,38 @@ def test_killed_run_resumes_only_missing_tiles(small_cube: Path, tmp_path: Path)
             xr.open_zarr(out, consolidated=False)[variable].values,
             xr.open_zarr(tmp_path / "clean.zarr", consolidated=False)[variable].values,
         )
+
+
+def test_fuse_command_on_a_simulated_site(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.ingest import ingest
+    from pipeline.simulate import simulate_site
+
+    site = simulate_site(tmp_path / "site", size=64, days=6, fine_every=5, cloud_dates=[])
+    ingest(site.catalog, tmp_path / "cube.zarr", chunk=32)
+    out = tmp_path / "fused.zarr"
+    args = [
+        "fuse",
+        str(tmp_path / "cube.zarr"),
+        str(out),
+        "--tile",
+        "32",
+        "--workers",
+        "1",
+        "--threads-per-worker",
+        "2",
+        "--quiet",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    fused = xr.open_zarr(out, consolidated=False)
+    cube = xr.open_zarr(tmp_path / "cube.zarr", consolidated=False)
+    coarse_only = cube["time"].values[~cube["fine_observed"].values]
+    assert sorted(fused["time"].values) == sorted(coarse_only)
+    assert len(coarse_only) == 6 - len(site.fine_dates)
+    assert fused.rio.crs == cube.rio.crs and fused.rio.crs is not None
+    assert fused["fused"].rio.transform() == cube["fine"].rio.transform()
+    assert list(fused["band"].values) == list(cube["band"].values)
+    assert np.isfinite(fused["fused"].values).mean() > 0.95
