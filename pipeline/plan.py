@@ -387,7 +387,10 @@ def plan_region(config: RegionConfig) -> Plan:
         raise ConfigError(f"region {config.name}: give both 'grid' and 'calendar', or neither")
     _, plan = plan_update(config)
     if plan is None:
-        raise ConfigError(f"region {config.name}: {config.fused} is up to date, nothing to fuse")
+        raise ConfigError(
+            f"region {config.name}: {config.fused} is up to date with {config.cube}, nothing to "
+            "fuse (scenes still only in the source are ingested by stfcube run)"
+        )
     return plan
 
 
