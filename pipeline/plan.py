@@ -396,11 +396,9 @@ def plan_region(config: RegionConfig) -> Plan:
 
 def format_bytes(n: float) -> str:
     """Human size with binary prefixes (``1.5 TiB``)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    raise AssertionError("unreachable")
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    power = min(int(math.log(n, 1024)) if n >= 1 else 0, len(units) - 1)
+    return f"{int(n)} B" if power == 0 else f"{n / 1024**power:.1f} {units[power]}"
 
 
 def describe_plan(plan: Plan, method: str, device: str, *, max_rows: int = 20) -> list[str]:

@@ -20,6 +20,7 @@ from pipeline.plan import (
     Plan,
     batch_cost,
     calendar_groups,
+    format_bytes,
     plan_batches,
     plan_region,
     spatial_blocks,
@@ -167,3 +168,10 @@ def test_spatial_blocks_cover_once_aligned_and_bounded(
         for t in tiles:
             count[t.ty, t.tx] += 1
     assert (count == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1.5 * 1024**4, "1.5 TiB")]
+)
+def test_format_bytes(n: float, text: str) -> None:
+    assert format_bytes(n) == text
