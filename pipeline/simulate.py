@@ -36,6 +36,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 import numpy.typing as npt
+import pystac
 import rasterio
 import rasterio.shutil
 from affine import Affine
@@ -505,6 +506,18 @@ class PatchTable:
     """Per-patch parameters of the Voronoi cells that touch one block, flattened.
 
     Pixels refer to a patch by its index in these 1-D arrays.
+
+    Attributes
+    ----------
+    cover : numpy.ndarray
+        uint8 :class:`LandCover` of the patch.
+    brightness : numpy.ndarray
+        Multiplicative background brightness.
+    f_min, f_max, t_up, rate_up, t_down, rate_down : numpy.ndarray
+        Double-logistic vegetation-fraction parameters (see :class:`Phenology`), days since
+        the first day.
+    harvested : numpy.ndarray
+        Crop patches cut on the harvest day.
     """
 
     cover: npt.NDArray[np.uint8]
@@ -620,8 +633,6 @@ class SceneLayers:
 
     Attributes
     ----------
-    row0 : int
-        First global row.
     cover : numpy.ndarray
         uint8 :class:`LandCover` before the flood.
     cover_flooded : numpy.ndarray
@@ -636,7 +647,6 @@ class SceneLayers:
         Per-patch parameters.
     """
 
-    row0: int
     cover: npt.NDArray[np.uint8]
     cover_flooded: npt.NDArray[np.uint8]
     patch: npt.NDArray[np.int32]
@@ -685,7 +695,7 @@ def scene_layers(scene: SceneModel, row0: int, row1: int) -> SceneLayers:
     half = np.float32(0.5)
     texture = 1 + np.float32(0.35) * (mid - half) + np.float32(0.12) * (fine - half)
     brightness = patches.brightness[patch] * (1 + np.float32(0.08) * (fine - half))
-    return SceneLayers(row0, cover, cover_flooded, patch, brightness, texture, patches)
+    return SceneLayers(cover, cover_flooded, patch, brightness, texture, patches)
 
 
 def render_reflectance(
@@ -1231,13 +1241,23 @@ class _WorkRaster:
         self._ds.close()
 
 
+def _sum_2x2(values: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
+    """Sum of each 2 × 2 block of ``(bands, even rows, even cols)``, in ``dtype``."""
+    return (
+        values[:, 0::2, 0::2].astype(dtype)
+        + values[:, 1::2, 0::2]
+        + values[:, 0::2, 1::2]
+        + values[:, 1::2, 1::2]
+    )
+
+
 class _OverviewPyramid:
     """2× average overviews of a raster that arrives by row blocks, written as it streams.
 
     Level k holds, per band, the mean of the valid (not nodata) full-resolution values of each
-    ``2^k × 2^k`` block, rounded; nodata where none is valid. Levels are cascaded through exact
-    integer sums and counts, so the result does not depend on how the rows are blocked. An odd
-    last row or column is averaged alone, as GDAL does.
+    ``2^k × 2^k`` block, rounded half up; nodata where none is valid. Levels are cascaded
+    through exact integer sums and counts, so the result does not depend on how the rows are
+    blocked. An odd last row or column is averaged alone, as GDAL does.
     """
 
     def __init__(self, levels: Sequence[_WorkRaster], nodata: float | None) -> None:
@@ -1249,9 +1269,11 @@ class _OverviewPyramid:
         """Feed the next rows ``(bands, rows, cols)`` of the full-resolution raster."""
         if not self._levels:
             return
-        valid = np.ones(block.shape, dtype=bool) if self._nodata is None else block != self._nodata
-        sums = np.where(valid, block, 0).astype(np.float64)
-        self._reduce(0, sums, valid.astype(np.int32), final=False)
+        if self._nodata is None:
+            self._reduce(0, block, np.ones(block.shape, dtype=np.uint8), final=False)
+        else:
+            valid = block != self._nodata
+            self._reduce(0, np.where(valid, block, 0), valid.view(np.uint8), final=False)
 
     def close(self) -> None:
         """Write the rows still pending (odd last rows) of every level."""
@@ -1262,6 +1284,7 @@ class _OverviewPyramid:
                 self._reduce(level, *pending, final=True)
 
     def _reduce(self, level: int, sums: np.ndarray, counts: np.ndarray, final: bool) -> None:
+        """Add rows of level ``level - 1`` sums and counts; write the complete level rows."""
         pending = self._pending[level]
         if pending is not None:
             sums = np.concatenate([pending[0], sums], axis=1)
@@ -1272,13 +1295,19 @@ class _OverviewPyramid:
             self._pending[level] = (sums[:, rows:], counts[:, rows:])
         if rows == 0:
             return
-        pad = ((0, 0), (0, rows % 2), (0, sums.shape[2] % 2))
-        sums = np.pad(sums[:, :rows], pad)
-        counts = np.pad(counts[:, :rows], pad)
-        bands, height, width = sums.shape
-        sums = sums.reshape(bands, height // 2, 2, width // 2, 2).sum(axis=(2, 4))
-        counts = counts.reshape(bands, height // 2, 2, width // 2, 2).sum(axis=(2, 4))
-        mean = np.rint(sums / np.maximum(counts, 1))
+        sums, counts = sums[:, :rows], counts[:, :rows]
+        if rows % 2 or sums.shape[2] % 2:
+            pad = ((0, 0), (0, rows % 2), (0, sums.shape[2] % 2))
+            sums, counts = np.pad(sums, pad), np.pad(counts, pad)
+        # int32 holds the sum of 4^7 int16 values: enough for the first 7 levels.
+        sums = _sum_2x2(sums, np.int32 if level < 7 else np.int64)
+        counts = _sum_2x2(counts, np.int32)
+        # Mean rounded half up, in exact integer arithmetic (a shift when no pixel is missing).
+        bits = 2 * (level + 1)
+        if counts.min() == 1 << bits:
+            mean = (sums + (1 << (bits - 1))) >> bits
+        else:
+            mean = (2 * sums + counts) // np.maximum(2 * counts, 1)
         if self._nodata is not None:
             mean[counts == 0] = self._nodata
         target = self._levels[level]
@@ -1688,7 +1717,9 @@ def _when(day: date) -> datetime:
     return datetime.combine(day, _OVERPASS)
 
 
-def _catalog_collections(config: SiteConfig, root: Path, paths: _SitePaths) -> list[Any]:
+def _catalog_collections(
+    config: SiteConfig, root: Path, paths: _SitePaths
+) -> list[pystac.Collection]:
     """Build the three STAC collections of a site whose files lie under ``root``."""
     ratio = config.sensor.ratio
     fine_bands = _reflectance_bands(config, FINE_PIXEL_SIZE)

@@ -153,7 +153,7 @@ def test_value_noise_is_tileable() -> None:
 
 
 def reference_overview(full: np.ndarray, factor: int, nodata: int | None) -> np.ndarray:
-    """Valid-pixel mean of ``factor × factor`` blocks (partial at the edges), rounded."""
+    """Valid-pixel mean of ``factor × factor`` blocks (partial at the edges), rounded half up."""
     bands, height, width = full.shape
     out_h, out_w = -(-height // factor), -(-width // factor)
     out = np.empty((bands, out_h, out_w))
@@ -162,7 +162,7 @@ def reference_overview(full: np.ndarray, factor: int, nodata: int | None) -> np.
             cell = full[:, i * factor : (i + 1) * factor, j * factor : (j + 1) * factor]
             for b in range(bands):
                 values = cell[b][cell[b] != nodata] if nodata is not None else cell[b].ravel()
-                out[b, i, j] = np.rint(values.mean()) if values.size else nodata
+                out[b, i, j] = np.floor(values.mean() + 0.5) if values.size else nodata
     return out
 
 
