@@ -736,8 +736,10 @@ def render_reflectance(
 
 def quantize(reflectance: FloatArray) -> npt.NDArray[np.int16]:
     """Reflectance (0-1) to stored int16 (× 10000, rounded, clipped to the valid range)."""
-    stored = np.rint(reflectance / np.float32(SCALE))
-    return np.clip(stored, _STORED_MIN, _STORED_MAX).astype(np.int16)
+    stored = reflectance * np.float32(1 / SCALE)
+    np.rint(stored, out=stored)
+    np.clip(stored, _STORED_MIN, _STORED_MAX, out=stored)
+    return stored.astype(np.int16)
 
 
 # --------------------------------------------------------------------------------------------
