@@ -26,25 +26,12 @@ def _venv_python() -> Path:
 
 
 def _offline_environment() -> dict[str, str]:
-    """Environment that keeps Prefect, numba, dask, CuPy and matplotlib local and quiet."""
-    cache = ROOT / ".cache"
+    """This process's environment plus stfcube's runtime defaults, caches under ``.cache/``."""
+    sys.path.insert(0, str(ROOT))
+    from pipeline.environment import runtime_defaults  # standard library only
+
     env = dict(os.environ)
-    defaults = {
-        "PREFECT_HOME": str(cache / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "NUMBA_CACHE_DIR": str(cache / "numba"),
-        "NUMBA_THREADING_LAYER": "omp",
-        "CUPY_CACHE_DIR": str(cache / "cupy"),
-        "MPLCONFIGDIR": str(cache / "matplotlib"),
-        "MPLBACKEND": "Agg",
-        "DASK_CONFIG": str(cache / "dask"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    for key, value in defaults.items():
+    for key, value in {**runtime_defaults(ROOT / ".cache"), "PYTHONUNBUFFERED": "1"}.items():
         env.setdefault(key, value)
     env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(VENV)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import sys
 
-import typer
-from rich.console import Console
+from pipeline.environment import apply_runtime_defaults
 
-from pipeline.errors import StfcubeError
+apply_runtime_defaults()  # before the commands import numba, dask, prefect, ...
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from pipeline.errors import StfcubeError  # noqa: E402
 
 app = typer.Typer(
     name="stfcube",

@@ -28,6 +28,8 @@ class ClusterSpec:
         Per-worker memory limit for a local cluster (``"4GiB"``; default: dask's share of RAM).
     processes
         Local workers as processes (default) or threads of this process.
+    connect_timeout
+        How long to try reaching ``scheduler`` before giving up.
     """
 
     scheduler: str | None = None
@@ -35,6 +37,7 @@ class ClusterSpec:
     threads_per_worker: int | None = None
     memory_limit: str | None = None
     processes: bool = True
+    connect_timeout: str = "10s"
 
 
 def local_layout(spec: ClusterSpec, cores: int | None = None) -> tuple[int, int]:
@@ -58,7 +61,7 @@ def dask_client(spec: ClusterSpec) -> Iterator[object]:
 
     if spec.scheduler:
         try:
-            client = Client(spec.scheduler, timeout="10s")
+            client = Client(spec.scheduler, timeout=spec.connect_timeout)
         except (OSError, TimeoutError) as exc:
             raise ConfigError(
                 f"cannot reach the dask scheduler at {spec.scheduler}: {exc}"
@@ -73,7 +76,7 @@ def dask_client(spec: ClusterSpec) -> Iterator[object]:
         "n_workers": workers,
         "threads_per_worker": threads,
         "processes": spec.processes,
-        "dashboard_address": None,
+        "dashboard_address": ":0",  # a free port: never collide with another cluster's 8787
     }
     if spec.memory_limit:
         cluster_kwargs["memory_limit"] = spec.memory_limit

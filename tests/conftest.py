@@ -7,22 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.environment import apply_runtime_defaults
+
 ROOT = Path(__file__).resolve().parents[1]
-_CACHE = ROOT / ".cache"
-for _key, _value in {
-    "PREFECT_HOME": str(_CACHE / "prefect"),
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "NUMBA_CACHE_DIR": str(_CACHE / "numba"),
-    "NUMBA_THREADING_LAYER": "omp",
-    "CUPY_CACHE_DIR": str(_CACHE / "cupy"),
-    "MPLCONFIGDIR": str(_CACHE / "matplotlib"),
-    "MPLBACKEND": "Agg",
-    "DASK_CONFIG": str(_CACHE / "dask"),
-}.items():
-    os.environ.setdefault(_key, _value)
+apply_runtime_defaults(ROOT / ".cache")  # before anything imports prefect, numba, cupy, ...
 
 #: The project's shared test data and reference outputs, beside the checkout (or $STFCUBE_SHARED).
 SHARED = Path(os.environ.get("STFCUBE_SHARED", ROOT.parent / "shared"))

@@ -100,7 +100,7 @@ def test_distributed_cluster_matches_thread_pool(small_cube: Path, tmp_path: Pat
     local = fuse(small_cube, tmp_path / "a.zarr", tile=64, params=SMALL, local_threads=1)
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -202,7 +202,7 @@ def test_unreachable_scheduler_is_reported(small_cube: Path, tmp_path: Path) -> 
             small_cube,
             tmp_path / "f.zarr",
             params=SMALL,
-            cluster=ClusterSpec(scheduler="tcp://127.0.0.1:9"),
+            cluster=ClusterSpec(scheduler="tcp://127.0.0.1:9", connect_timeout="2s"),
         )
 
 
