@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from kernels.starfm.api import KernelConstants, TileArrays
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _search(key, centre, threshold, base, row_stride, span, similar, words, cell, n):
     """Append the window cells of one pair whose key is within ``threshold`` of ``centre``.
 
@@ -46,7 +46,7 @@ def _search(key, centre, threshold, base, row_stride, span, similar, words, cell
     return n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _weigh(
     lsr,
     msr,
@@ -96,7 +96,7 @@ def _weigh(
     return count
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _predict_rows(
     key,
     value,
