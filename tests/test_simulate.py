@@ -122,6 +122,18 @@ def test_catalog_structure(site: SiteSummary) -> None:
         assert all(not h.startswith("/") and "://" not in h for h in hrefs), path
 
 
+@pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
+def test_odc_stac_loads_the_native_grids(site: SiteSummary) -> None:
+    odc_stac = pytest.importorskip("odc.stac")
+    catalog = pystac.Catalog.from_file(site.catalog)
+    for cid, paths in (("sim-coarse", site.coarse_paths), ("sim-fine", site.fine_paths)):
+        items = list(catalog.get_child(cid).get_items())
+        loaded = odc_stac.load(items, bands=["data.4"], chunks={})
+        with rasterio.open(paths[-1]) as ds:
+            assert loaded.odc.geobox.affine == ds.transform
+            np.testing.assert_array_equal(loaded["data.4"].isel(time=-1).values, ds.read(4))
+
+
 def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
     params = {"size": 64, "days": 4, "fine_every": 2, "seed": 3}
     first = simulate_site(tmp_path / "a", **params)
