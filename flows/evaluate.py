@@ -8,7 +8,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import pipeline.evaluate
-from flows.runners import retry_options, task_runner
+from flows.runners import retry_options, run_on_region_runner
 from pipeline.errors import ConfigError
 from pipeline.evaluate import EvaluationReport
 from pipeline.update import RegionConfig, as_region_config
@@ -50,4 +50,4 @@ def evaluate_flow(region: RegionConfig | Path) -> EvaluationReport | None:
     config = as_region_config(region)
     if config.truth is None:
         raise ConfigError(f"region {config.name} has no 'truth' cube to evaluate against")
-    return evaluate_region.with_options(task_runner=task_runner(config.runner))(config)
+    return run_on_region_runner(evaluate_region, config)

@@ -10,10 +10,10 @@ from prefect.utilities.annotations import unmapped
 from prefect_dask import get_dask_client
 
 import pipeline.fuse
-from flows.runners import retry_options, task_runner
+from flows.runners import retry_options, run_on_region_runner
 from pipeline.fuse import FuseReport
 from pipeline.plan import Batch, Plan, plan_update
-from pipeline.update import RegionConfig, UpdatePlan, as_region_config
+from pipeline.update import RegionConfig, UpdatePlan
 
 
 @task(name="plan-update", cache_policy=NO_CACHE)
@@ -78,5 +78,4 @@ def fuse_flow(region: RegionConfig | Path) -> list[FuseReport]:
     list of FuseReport
         One per batch; ``dates_computed`` says which dates each recomputed.
     """
-    config = as_region_config(region)
-    return fuse_region.with_options(task_runner=task_runner(config.runner))(config)
+    return run_on_region_runner(fuse_region, region)

@@ -8,9 +8,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import pipeline.ingest
-from flows.runners import retry_options, task_runner
+from flows.runners import retry_options, run_on_region_runner
 from pipeline.ingest import IngestReport
-from pipeline.update import RegionConfig, as_region_config
+from pipeline.update import RegionConfig
 
 
 @task(name="ingest", cache_policy=NO_CACHE)
@@ -52,5 +52,4 @@ def ingest_flow(region: RegionConfig | Path) -> list[IngestReport]:
     list of IngestReport
         The input cube's report, then the truth cube's.
     """
-    config = as_region_config(region)
-    return ingest_region.with_options(task_runner=task_runner(config.runner))(config)
+    return run_on_region_runner(ingest_region, region)

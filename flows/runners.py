@@ -14,7 +14,7 @@ from typing import Any
 from prefect.tasks import exponential_backoff
 from prefect_dask import DaskTaskRunner
 
-from pipeline.update import RetryPolicy, RunnerConfig
+from pipeline.update import RegionConfig, RetryPolicy, RunnerConfig, as_region_config
 
 #: The dask-jobqueue cluster factory, by name: dask-jobqueue (which writes
 #: ``~/.config/dask/jobqueue.yaml`` when imported) loads only for ``hpc`` runners.
@@ -60,6 +60,16 @@ def task_runner(config: RunnerConfig | None = None) -> DaskTaskRunner:
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster", cluster_kwargs=local_cluster_kwargs(config)
     )
+
+
+def run_on_region_runner(body: Any, region: RegionConfig | Any) -> Any:
+    """Run the flow ``body(config)`` with the task runner of the region's ``runner`` section.
+
+    Every public flow is a thin shell around a body flow: the shell takes the region (config or
+    YAML path) and picks the Dask cluster, the body holds the tasks.
+    """
+    config = as_region_config(region)
+    return body.with_options(task_runner=task_runner(config.runner))(config)
 
 
 def retry_options(policy: RetryPolicy) -> dict[str, Any]:

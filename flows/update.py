@@ -16,7 +16,7 @@ from prefect import flow
 from flows.evaluate import evaluate_stage
 from flows.fuse import fuse_stage
 from flows.ingest import ingest_stage
-from flows.runners import task_runner
+from flows.runners import run_on_region_runner
 from pipeline.evaluate import EvaluationReport
 from pipeline.fuse import FuseReport
 from pipeline.ingest import IngestReport
@@ -75,8 +75,7 @@ def update_flow(region: RegionConfig | Path) -> UpdateReport:
     -------
     UpdateReport
     """
-    config = as_region_config(region)
-    return update_region.with_options(task_runner=task_runner(config.runner))(config)
+    return run_on_region_runner(update_region, region)
 
 
 def run_update(region: RegionConfig | str | Path | dict[str, Any]) -> UpdateReport:

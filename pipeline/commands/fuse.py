@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from pipeline.cluster import ClusterSpec
+from pipeline.commands._progress import progress_bar
 from pipeline.errors import ConfigError
 from pipeline.fuse import fuse
 
@@ -107,19 +107,7 @@ def fuse_command(
         memory_limit=memory_limit,
     )
     console = Console(stderr=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-    ) as bar:
-        task_id = bar.add_task("fusing tiles", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task_id, completed=done, total=total)
-
+    with progress_bar("fusing tiles", console, quiet=quiet) as progress:
         report = fuse(
             cube,
             out,

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 
+from pipeline.commands._progress import progress_bar
 from pipeline.simulate import BAND_NAMES, simulate_site
 
 
@@ -86,15 +86,7 @@ def simulate_command(
         clouds = []
     else:
         clouds = _split(cloud_dates)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("simulating", total=size)
+    with progress_bar("simulating rows", console, transient=True) as progress:
         summary = simulate_site(
             out_dir,
             size=size,
@@ -110,7 +102,7 @@ def simulate_command(
             misregistration=_parse_shift(shift),
             coarse_noise=noise,
             overwrite=overwrite,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=progress,
         )
     fine = ", ".join(d.isoformat() for d in summary.fine_dates)
     cloudy = ", ".join(d.isoformat() for d in summary.cloud_dates) or "none"
