@@ -11,7 +11,7 @@ from prefect_dask import get_dask_client
 
 import pipeline.fuse
 from flows.runners import retry_options, run_on_region_runner
-from pipeline.fuse import FuseReport
+from pipeline.fuse import FuseReport, FusionSetup
 from pipeline.plan import Batch, Plan, plan_update
 from pipeline.update import RegionConfig, UpdatePlan
 
@@ -22,40 +22,45 @@ def plan_task(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
     return plan_update(config)
 
 
-@task(name="fuse-batch", cache_policy=NO_CACHE)
-def fuse_task(config: RegionConfig, batch: Batch) -> FuseReport:
-    """Fuse one batch (a block of tiles x a run of dates) on the flow's Dask cluster."""
+@task(name="prepare-fusion", cache_policy=NO_CACHE)
+def prepare_task(config: RegionConfig, dates: list[str]) -> FusionSetup:
+    """Plan the run's dates, compute their whole-image statistics once, create/extend the store."""
     with get_dask_client() as client:
-        return pipeline.fuse.fuse(
+        return pipeline.fuse.prepare_fusion(
             config.cube,
             config.fused,
             method=config.method,
+            dates=dates,
             pairs=config.pairs,
             tile=config.tile,
             params=config.params,
             min_pair_valid_fraction=config.min_pair_valid_fraction,
             device=config.device,
             client=client,
-            **batch.fuse_kwargs(),
         )
+
+
+@task(name="fuse-batch", cache_policy=NO_CACHE)
+def fuse_task(setup: FusionSetup, batch: Batch) -> FuseReport:
+    """Fuse one batch (a block of tiles x a run of dates) on the flow's Dask cluster."""
+    with get_dask_client() as client:
+        return pipeline.fuse.run_fusion(setup, client=client, **batch.fuse_kwargs())
 
 
 def fuse_stage(config: RegionConfig) -> list[FuseReport]:
     """Submit the fusion of a region's outstanding dates in the running flow.
 
-    For each run of dates, the first batch goes alone (it creates or extends the store for
-    those dates); the run's other batches, which only write their own regions, are mapped
-    concurrently. Returns every batch's report, in plan order (empty when up to date).
+    One preparation for all outstanding dates (plan, global statistics, output store), then
+    every batch mapped concurrently: batches only write their own tiles' chunks. Returns every
+    batch's report, in plan order (empty when up to date).
     """
     _, plan = plan_task.submit(config).result()
     if plan is None:
         return []
+    dates = sorted({d for batch in plan.batches for d in batch.dates})
+    setup = prepare_task.with_options(**retry_options(config.retries)).submit(config, dates)
     fuse = fuse_task.with_options(**retry_options(config.retries))
-    reports = []
-    for first, others in plan.runs():
-        reports.append(fuse.submit(config, first).result())
-        reports.extend(future.result() for future in fuse.map(unmapped(config), list(others)))
-    return reports
+    return [future.result() for future in fuse.map(unmapped(setup.result()), plan.batches)]
 
 
 @flow(name="fuse-region", log_prints=True)

@@ -440,6 +440,178 @@ def _run_tasks(
 # Public entry point
 
 
+@dataclass(frozen=True)
+class FusionSetup:
+    """A prepared run: plan, whole-image statistics and output store, ready for tile batches.
+
+    Small and picklable, so a flow prepares once and hands it to every batch
+    (:func:`run_fusion` with a ``region`` and a run of ``dates``): the whole-image statistics
+    are then computed once per run, not once per batch.
+    """
+
+    cube_path: Path
+    out_path: Path
+    method: str
+    params: Any
+    plan: FusionPlan
+    statistics: tuple[Mapping[str, np.ndarray], ...]
+    cube_index: Mapping[np.datetime64, int]
+    out_index: Mapping[np.datetime64, int]
+    image_shape: tuple[int, int]
+    tile: int
+    device: str
+
+
+def prepare_fusion(
+    cube_path: str | Path,
+    out_path: str | Path,
+    *,
+    method: str = "starfm",
+    dates: Sequence[Any] | str | None = None,
+    pairs: str | int = "nearest",
+    tile: int = 512,
+    params: Mapping[str, Any] | None = None,
+    min_pair_valid_fraction: float = 0.5,
+    overwrite: bool = False,
+    device: str = "cpu",
+    client: Any = None,
+) -> FusionSetup:
+    """Plan a run, compute every pair group's global statistics and create/extend the output.
+
+    Parameters are those of :func:`fuse`; ``client`` (optional) computes the statistics.
+    """
+    cube_path, out_path = Path(cube_path), Path(out_path)
+    if device not in {"cpu", "gpu"}:
+        raise ConfigError(f"unknown device {device!r}; use cpu or gpu")
+    fusion_method = get_method(method)
+    method_params = fusion_method.make_params(params)
+    cube = open_cube_raw(cube_path)
+    plan = plan_fusion(
+        cube,
+        cube_path,
+        method=fusion_method,
+        params=method_params,
+        dates=dates,
+        pairs=pairs,
+        min_pair_valid_fraction=min_pair_valid_fraction,
+    )
+    fingerprint = _fingerprint(
+        fusion_method, method_params, tile, pairs, min_pair_valid_fraction, cube_path
+    )
+    tile_grid((cube.sizes["y"], cube.sizes["x"]), tile)  # validates the tile size
+    out_index = prepare_output(out_path, cube, plan, fingerprint, tile=tile, overwrite=overwrite)
+    statistics = _global_statistics(fusion_method, cube, plan, method_params, client)
+    return FusionSetup(
+        cube_path=cube_path.resolve(),
+        out_path=out_path.resolve(),
+        method=fusion_method.name,
+        params=method_params,
+        plan=plan,
+        statistics=tuple(statistics),
+        cube_index={t: i for i, t in enumerate(cube["time"].values)},
+        out_index=out_index,
+        image_shape=(cube.sizes["y"], cube.sizes["x"]),
+        tile=tile,
+        device=device,
+    )
+
+
+def _day(value: np.datetime64) -> str:
+    return str(np.datetime64(value, "D"))
+
+
+def _batch_groups(setup: FusionSetup, dates: Sequence[Any] | None) -> list[tuple[int, PairGroup]]:
+    """The plan's groups (with their index) restricted to ``dates`` (all when ``None``)."""
+    if dates is None:
+        return list(enumerate(setup.plan.groups))
+    wanted = {str(d)[:10] for d in dates}
+    unknown = wanted - {_day(d) for d in setup.plan.dates}
+    if unknown:
+        raise ConfigError(f"dates {', '.join(sorted(unknown))} are not in the prepared run")
+    batch = []
+    for index, group in enumerate(setup.plan.groups):
+        chosen = tuple(d for d in group.predict_dates if _day(d) in wanted)
+        if chosen:
+            batch.append((index, PairGroup(group.pair_dates, chosen)))
+    return batch
+
+
+def run_fusion(
+    setup: FusionSetup,
+    *,
+    dates: Sequence[Any] | None = None,
+    region: tuple[int, int, int, int] | None = None,
+    client: Any = None,
+    local_threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FuseReport:
+    """Fuse the tiles of a prepared run that are not done yet (all, or one batch of them).
+
+    Parameters
+    ----------
+    setup
+        From :func:`prepare_fusion`.
+    dates
+        Only these prediction dates (a batch's run of dates); default every planned date.
+    region
+        Only the tiles in ``(row0, row1, col0, col1)`` (a batch's block); default all.
+    client, local_threads, progress
+        As for :func:`fuse`.
+    """
+    started = time.perf_counter()
+    groups = _batch_groups(setup, dates)
+    tiles = tile_grid(setup.image_shape, setup.tile, region)
+    workers, kernel_threads = _parallelism(client, local_threads)
+    tasks = [
+        TileTask(
+            cube_path=str(setup.cube_path),
+            out_path=str(setup.out_path),
+            method=setup.method,
+            params=setup.params,
+            statistics=setup.statistics[index],
+            pair_index=tuple(setup.cube_index[d] for d in group.pair_dates),
+            predict_index=tuple(setup.cube_index[d] for d in group.predict_dates),
+            out_index=tuple(setup.out_index[d] for d in group.predict_dates),
+            tile=t,
+            halo=setup.plan.halo,
+            image_shape=setup.image_shape,
+            device=setup.device,
+            kernel_threads=kernel_threads,
+        )
+        for index, group in groups
+        for t in tiles
+    ]
+    pending = _pending_tasks(setup.out_path, tasks)
+    finished = 0
+
+    def on_done(_key: str) -> None:
+        nonlocal finished
+        finished += 1
+        if progress is not None:
+            progress(finished, len(pending))
+
+    _run_tasks(pending, client, workers, on_done)
+    if region is None and dates is None:
+        zarr.open_group(str(setup.out_path), mode="r+").attrs["complete"] = True
+    by_index = {i: t for t, i in setup.cube_index.items()}
+    computed = sorted({by_index[i] for t in pending for i in t.predict_index})
+    return FuseReport(
+        out_path=setup.out_path,
+        method=setup.method,
+        dates=sorted(_day(d) for _, g in groups for d in g.predict_dates),
+        dates_computed=[_day(d) for d in computed],
+        tiles_total=len(tasks),
+        tiles_computed=len(pending),
+        tiles_skipped=len(tasks) - len(pending),
+        groups=[
+            {"pairs": [_day(p) for p in g.pair_dates], "dates": [_day(d) for d in g.predict_dates]}
+            for _, g in groups
+        ],
+        seconds=time.perf_counter() - started,
+        skipped_pairs=[_day(d) for d in setup.plan.skipped_pairs],
+    )
+
+
 def fuse(
     cube_path: str | Path,
     out_path: str | Path,
@@ -459,6 +631,8 @@ def fuse(
     progress: Callable[[int, int], None] | None = None,
 ) -> FuseReport:
     """Fuse a cube into a fine-resolution time series, tile by tile, resumably.
+
+    :func:`prepare_fusion`, then :func:`run_fusion` on the cluster.
 
     Parameters
     ----------
@@ -480,7 +654,7 @@ def fuse(
     min_pair_valid_fraction
         Fine images with a smaller share of valid pixels are not used as pairs.
     region
-        ``(row0, row1, col0, col1)`` limiting the run to a block of tiles (batches at scale).
+        ``(row0, row1, col0, col1)`` limiting the run to a block of tiles.
     client
         A ``distributed.Client`` to run on. Without one, ``cluster`` (a :class:`ClusterSpec`)
         says which cluster to start or connect to; without both, tiles run on a local thread
@@ -497,84 +671,31 @@ def fuse(
     FuseReport
     """
     started = time.perf_counter()
-    cube_path, out_path = Path(cube_path), Path(out_path)
-    if device not in {"cpu", "gpu"}:
-        raise ConfigError(f"unknown device {device!r}; use cpu or gpu")
-    fusion_method = get_method(method)
-    method_params = fusion_method.make_params(params)
-    cube = open_cube_raw(cube_path)
-    plan = plan_fusion(
-        cube,
+    # Planned and prepared before any cluster starts, so bad input fails fast; the statistics
+    # run on the caller's client if there is one, else on local threads (a bounded reduction).
+    setup = prepare_fusion(
         cube_path,
-        method=fusion_method,
-        params=method_params,
+        out_path,
+        method=method,
         dates=dates,
         pairs=pairs,
+        tile=tile,
+        params=params,
         min_pair_valid_fraction=min_pair_valid_fraction,
+        overwrite=overwrite,
+        device=device,
+        client=client,
     )
-    fingerprint = _fingerprint(
-        fusion_method, method_params, tile, pairs, min_pair_valid_fraction, cube_path
-    )
-    image_shape = (cube.sizes["y"], cube.sizes["x"])
-    tiles = tile_grid(image_shape, tile, region)
-    out_index = prepare_output(out_path, cube, plan, fingerprint, tile=tile, overwrite=overwrite)
-
-    stored = {t: i for i, t in enumerate(cube["time"].values)}
     with _client_context(client, cluster) as active_client:
-        statistics = _global_statistics(fusion_method, cube, plan, method_params, active_client)
-        workers, kernel_threads = _parallelism(active_client, local_threads)
-        tasks = [
-            TileTask(
-                cube_path=str(cube_path.resolve()),
-                out_path=str(out_path.resolve()),
-                method=fusion_method.name,
-                params=method_params,
-                statistics=stats,
-                pair_index=tuple(stored[d] for d in group.pair_dates),
-                predict_index=tuple(stored[d] for d in group.predict_dates),
-                out_index=tuple(out_index[d] for d in group.predict_dates),
-                tile=t,
-                halo=plan.halo,
-                image_shape=image_shape,
-                device=device,
-                kernel_threads=kernel_threads,
-            )
-            for group, stats in zip(plan.groups, statistics, strict=True)
-            for t in tiles
-        ]
-        pending = _pending_tasks(out_path, tasks)
-        cube_times = cube["time"].values
-        computed_dates = sorted({cube_times[i] for t in pending for i in t.predict_index})
-        finished = 0
-
-        def on_done(_key: str) -> None:
-            nonlocal finished
-            finished += 1
-            if progress is not None:
-                progress(finished, len(pending))
-
-        _run_tasks(pending, active_client, workers, on_done)
-
-    if region is None:
-        zarr.open_group(str(out_path), mode="r+").attrs["complete"] = True
-    return FuseReport(
-        out_path=out_path,
-        method=fusion_method.name,
-        dates=[str(np.datetime64(d, "D")) for d in plan.dates],
-        dates_computed=[str(np.datetime64(d, "D")) for d in computed_dates],
-        tiles_total=len(tasks),
-        tiles_computed=len(pending),
-        tiles_skipped=len(tasks) - len(pending),
-        groups=[
-            {
-                "pairs": [str(np.datetime64(p, "D")) for p in g.pair_dates],
-                "dates": [str(np.datetime64(d, "D")) for d in g.predict_dates],
-            }
-            for g in plan.groups
-        ],
-        seconds=time.perf_counter() - started,
-        skipped_pairs=[str(np.datetime64(d, "D")) for d in plan.skipped_pairs],
-    )
+        report = run_fusion(
+            setup,
+            region=region,
+            client=active_client,
+            local_threads=local_threads,
+            progress=progress,
+        )
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def _client_context(client: Any, cluster: ClusterSpec | None) -> Any:

@@ -115,18 +115,6 @@ class Plan:
         """Kernel candidates over all batches."""
         return sum(b.candidates for b in self.batches)
 
-    def runs(self) -> list[tuple[Batch, tuple[Batch, ...]]]:
-        """Batches grouped by their dates, as (first, others) in plan order.
-
-        The first batch of a run creates or extends the output store for the run's dates (the
-        engine's :func:`pipeline.fuse.prepare_output`), so it must finish before the others of
-        the run start; those then only write their own regions and may run concurrently.
-        """
-        by_dates: dict[tuple[str, ...], list[Batch]] = {}
-        for batch in self.batches:
-            by_dates.setdefault(batch.dates, []).append(batch)
-        return [(first, tuple(rest)) for first, *rest in by_dates.values()]
-
     def hours(self, method: str, device: str) -> float:
         """Estimated compute hours (core-hours on CPU, GPU-hours on GPU) from :data:`THROUGHPUT`."""
         try:

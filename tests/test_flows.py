@@ -195,16 +195,16 @@ def test_failing_fuse_is_retried_then_fails_cleanly(
 ) -> None:
     source = write_manifest(site, tmp_path / "source", FIRST_UNTIL)
     config = region(tmp_path, source.parent, truth=None, ingest_truth=False)
-    real_fuse = pipeline.fuse.fuse
+    real_prepare = pipeline.fuse.prepare_fusion
     calls: list[int] = []
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise OSError("object store timed out (injected)")
-        return real_fuse(*args, **kwargs)
+        return real_prepare(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.fuse, "fuse", flaky)
+    monkeypatch.setattr(pipeline.fuse, "prepare_fusion", flaky)
     report = run_update(config)
     assert len(calls) == 2 and len(report.dates_computed) == 6
     cube_before, fused_before = tree_digest(config.cube), tree_digest(config.fused)
@@ -213,7 +213,7 @@ def test_failing_fuse_is_retried_then_fails_cleanly(
         calls.append(1)
         raise OSError("object store unreachable (injected)")
 
-    monkeypatch.setattr(pipeline.fuse, "fuse", broken)
+    monkeypatch.setattr(pipeline.fuse, "prepare_fusion", broken)
     write_manifest(site, tmp_path / "source", SECOND_UNTIL)
     state = update_flow(config, return_state=True)
     assert state.is_failed()
@@ -222,7 +222,7 @@ def test_failing_fuse_is_retried_then_fails_cleanly(
         state.result()
     assert tree_digest(config.fused) == fused_before
     assert tree_digest(config.cube) != cube_before  # the new scenes were ingested ...
-    monkeypatch.setattr(pipeline.fuse, "fuse", real_fuse)
+    monkeypatch.setattr(pipeline.fuse, "prepare_fusion", real_prepare)
     assert set(dates_to_fuse(config.cube, config.fused).dates) == {  # ... and are still due
         "2024-05-06",
         "2024-05-07",

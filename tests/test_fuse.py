@@ -18,7 +18,7 @@ import zarr
 from cube_factory import block_mean, synthetic_scene, write_cube
 from kernels.starfm import starfm
 from pipeline.errors import ConfigError, InputError, OutputError
-from pipeline.fuse import fuse
+from pipeline.fuse import fuse, prepare_fusion, run_fusion
 
 PAIR_DATES = ["2024-05-01", "2024-05-09"]
 PREDICT_DATES = ["2024-05-03", "2024-05-05", "2024-05-07"]
@@ -110,6 +110,22 @@ def test_distributed_cluster_matches_thread_pool(small_cube: Path, tmp_path: Pat
         read_fused(tmp_path / "a.zarr", PREDICT_DATES),
         read_fused(tmp_path / "b.zarr", PREDICT_DATES),
     )
+
+
+def test_batches_of_one_prepared_run_equal_a_single_run(small_cube: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fused.zarr"
+    setup = prepare_fusion(small_cube, out, tile=64, params=SMALL)
+    blocks = [(0, 64, 0, 150), (64, 130, 0, 150)]
+    reports = [run_fusion(setup, dates=[d], region=b) for d in PREDICT_DATES for b in blocks]
+    assert [r.tiles_computed for r in reports] == [3, 6] * 3
+    assert all(r.dates_computed == r.dates and len(r.dates) == 1 for r in reports)
+    expected = whole_image_reference(small_cube, PAIR_DATES, PREDICT_DATES, SMALL)
+    np.testing.assert_array_equal(read_fused(out, PREDICT_DATES), expected)
+    assert xr.open_zarr(out, consolidated=False).attrs["complete"] is False
+    assert run_fusion(setup).tiles_computed == 0
+    assert xr.open_zarr(out, consolidated=False).attrs["complete"] is True
+    with pytest.raises(ConfigError, match="not in the prepared run"):
+        run_fusion(setup, dates=["2024-05-02"])
 
 
 def test_rerun_is_a_no_op_and_other_parameters_are_refused(

@@ -39,15 +39,16 @@ def day(text: str) -> np.datetime64:
 def assert_covers_once(plan: Plan, targets: set[str]) -> None:
     """Every (prediction date, tile) of the plan lies in exactly one batch."""
     n_ty, n_tx = tile_counts(plan.shape, plan.tile)
-    runs = plan.runs()
-    dates_seen: list[str] = [d for first, _ in runs for d in first.dates]
+    by_dates: dict[tuple[str, ...], list] = {}
+    for batch in plan.batches:
+        by_dates.setdefault(batch.dates, []).append(batch)
+    dates_seen: list[str] = [d for dates in by_dates for d in dates]
     assert sorted(dates_seen) == sorted(targets)  # date runs are disjoint and complete
     for region in {b.region for b in plan.batches}:
         tile_grid(plan.shape, plan.tile, region)  # fuse accepts it: aligned, inside the image
-    for first, others in runs:
+    for batches in by_dates.values():
         count = np.zeros((n_ty, n_tx), dtype=int)
-        for batch in (first, *others):
-            assert batch.dates == first.dates
+        for batch in batches:
             r0, r1, c0, c1 = batch.region
             count[r0 // plan.tile : -(-r1 // plan.tile), c0 // plan.tile : -(-c1 // plan.tile)] += 1
         assert (count == 1).all()
