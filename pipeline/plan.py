@@ -39,11 +39,11 @@ class Throughput:
 #: Kernel throughput by (method, device). Replace a figure when a benchmark measures it.
 THROUGHPUT: dict[tuple[str, str], Throughput] = {
     ("starfm", "cpu"): Throughput(
-        1.5e9,
+        1.1e9,
         "core",
-        "target of the numba STARFM kernel (issue 7). The first numba prototype measured "
-        "~0.4e9/s/core (480x480 frame, 51x51 window in ~1.5 s on a loaded core, "
-        "research/stack_notes.md section 8), so early runs may take up to ~4x longer",
+        "the numba STARFM kernel measured by benchmarks/bench_starfm.py on the 2-core "
+        "development machine (1.1e9 candidates/s per thread with 1 and 2 threads, W = 50, "
+        "fsdaf_lgc_sim band 3; the kernel's target is 1.5e9)",
     ),
     ("starfm", "gpu"): Throughput(
         2.0e10,
