@@ -75,6 +75,9 @@ def fuse_command(
     memory_limit: Annotated[
         str | None, typer.Option(help="Memory limit per local worker, e.g. 4GiB.")
     ] = None,
+    processes: Annotated[
+        bool, typer.Option(help="Local workers as processes instead of threads.")
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu or gpu (CuPy on the workers).")] = "cpu",
     overwrite: Annotated[
         bool, typer.Option(help="Replace an output written with other parameters.")
@@ -105,6 +108,7 @@ def fuse_command(
         workers=workers,
         threads_per_worker=threads_per_worker,
         memory_limit=memory_limit,
+        processes=processes,
     )
     console = Console(stderr=True)
     with progress_bar("fusing tiles", console, quiet=quiet) as progress:
