@@ -31,7 +31,8 @@ def runtime_defaults(cache: Path) -> dict[str, str]:
       database migrations, slower than Prefect's 20 s default on a loaded machine), no UI.
     - numba: on-disk JIT cache (kernels compile once, not in every dask worker) and the
       ``omp`` threading layer, which is safe when dask threads call parallel kernels at once.
-    - CuPy, matplotlib (headless ``Agg``), dask config: under the cache.
+    - CuPy, matplotlib (headless ``Agg``), dask config: under the cache; dask.distributed
+      logs warnings only (its per-worker start-up lines would drown the commands' output).
     """
     return {
         "STFCUBE_CACHE": str(cache),
@@ -47,6 +48,7 @@ def runtime_defaults(cache: Path) -> dict[str, str]:
         "MPLCONFIGDIR": str(cache / "matplotlib"),
         "MPLBACKEND": "Agg",
         "DASK_CONFIG": str(cache / "dask"),
+        "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "warning",
     }
 
 
