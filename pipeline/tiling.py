@@ -10,7 +10,6 @@ whole-image call sees there: tiled output equals whole-image output.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,11 +28,6 @@ class Tile:
     row1: int
     col0: int
     col1: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(rows, columns) of the tile interior."""
-        return self.row1 - self.row0, self.col1 - self.col0
 
     @property
     def key(self) -> str:
@@ -118,9 +112,3 @@ def pad_spatial(block: np.ndarray, pad: tuple, fill: float | bool) -> np.ndarray
         return block
     widths = [(0, 0)] * (block.ndim - 2) + [pad[0], pad[1]]
     return np.pad(block, widths, mode="constant", constant_values=fill)
-
-
-def iter_batches(items: list, size: int) -> Iterator[list]:
-    """Yield consecutive slices of ``items`` of at most ``size`` elements."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
