@@ -190,7 +190,9 @@ def plan_fusion(
                 )
     if not targets:
         raise ConfigError(f"no prediction date: every coarse date of {cube_path} has a fine image")
-    groups = plan_groups(sorted(set(targets)), usable, parse_rule(pairs), method.max_pairs)
+    groups = plan_groups(
+        sorted(set(targets)), usable, parse_rule(pairs), method.max_pairs, method.min_pairs
+    )
     return FusionPlan(
         method=method.name,
         params=params,

@@ -70,14 +70,15 @@ def plan_groups(
     pair_dates: Sequence[np.datetime64],
     rule: str | int,
     max_pairs: int,
+    min_pairs: int = 1,
 ) -> list[PairGroup]:
     """Group prediction ``targets`` by the pairs ``rule`` picks for them.
 
     Raises
     ------
     ConfigError
-        Naming the first date without any usable pair, or when the rule asks for more pairs
-        than the method takes.
+        Naming the first date with fewer usable pairs than the method needs (``min_pairs``),
+        or when the rule asks for more pairs than the method takes (``max_pairs``).
     """
     rule = parse_rule(rule)
     if isinstance(rule, int) and rule > max_pairs:
@@ -85,10 +86,12 @@ def plan_groups(
     groups: dict[tuple[np.datetime64, ...], list[np.datetime64]] = {}
     for target in sorted(targets):
         chosen = select_pairs(target, pair_dates, rule)
-        if not chosen:
-            usable = ", ".join(str(d) for d in sorted(pair_dates)) or "none"
+        if len(chosen) < min_pairs:
+            usable = ", ".join(str(np.datetime64(d, "D")) for d in sorted(pair_dates)) or "none"
+            found = f"only {len(chosen)} usable pair(s)" if chosen else "no usable pair"
             raise ConfigError(
-                f"no usable pair for {target} with rule {rule!r} (usable pair dates: {usable})"
+                f"{found} for {np.datetime64(target, 'D')} with rule {rule!r}; the method needs "
+                f"{min_pairs} (usable pair dates: {usable})"
             )
         groups.setdefault(chosen, []).append(target)
     return [PairGroup(pairs, tuple(dates)) for pairs, dates in sorted(groups.items())]

@@ -196,7 +196,7 @@ def test_bad_input_is_reported_clearly(small_cube: Path, tmp_path: Path) -> None
         fuse(small_cube, out, method="magic")
     with pytest.raises(ConfigError, match="date 2023-01-01 is not in the cube"):
         fuse(small_cube, out, dates=["2023-01-01"])
-    with pytest.raises(ConfigError, match="no usable pair for 2024-05-03"):
+    with pytest.raises(ConfigError, match="no usable pair for 2024-05-03 with rule 'after'"):
         fuse(small_cube, out, dates=["2024-05-03"], pairs="after", min_pair_valid_fraction=0.99)
     with pytest.raises(ConfigError, match="unknown STARFM parameter"):
         fuse(small_cube, out, params={"window": 3})
@@ -323,3 +323,19 @@ def test_fuse_command_on_a_simulated_site(tmp_path: Path) -> None:
     assert fused["fused"].rio.transform() == cube["fine"].rio.transform()
     assert list(fused["band"].values) == list(cube["band"].values)
     assert np.isfinite(fused["fused"].values).mean() > 0.95
+
+
+def test_pair_rules_and_pair_bounds() -> None:
+    from pipeline.pairing import plan_groups, select_pairs
+
+    days = [np.datetime64(d, "D") for d in ("2024-05-01", "2024-05-09", "2024-05-17")]
+    target = np.datetime64("2024-05-10", "D")
+    assert select_pairs(target, days, "nearest") == (days[1], days[2])
+    assert select_pairs(target, days, "before") == (days[1],)
+    assert select_pairs(target, days, "after") == (days[2],)
+    assert select_pairs(target, days, 2) == (days[1], days[2])
+    assert select_pairs(days[1], days, "nearest") == (days[0], days[2])  # never itself
+    with pytest.raises(ConfigError, match=r"only 1 usable pair.*needs 2"):
+        plan_groups([np.datetime64("2024-05-20", "D")], days, "nearest", 2, min_pairs=2)
+    with pytest.raises(ConfigError, match="at most 2 pairs"):
+        plan_groups([target], days, 3, 2)
