@@ -339,3 +339,15 @@ def test_pair_rules_and_pair_bounds() -> None:
         plan_groups([np.datetime64("2024-05-20", "D")], days, "nearest", 2, min_pairs=2)
     with pytest.raises(ConfigError, match="at most 2 pairs"):
         plan_groups([target], days, 3, 2)
+
+
+@pytest.mark.gpu
+def test_gpu_device_equals_cpu(small_cube: Path, tmp_path: Path) -> None:
+    cpu = fuse(small_cube, tmp_path / "cpu.zarr", tile=64, params=SMALL)
+    gpu = fuse(small_cube, tmp_path / "gpu.zarr", tile=64, params=SMALL, device="gpu")
+    assert cpu.tiles_computed == gpu.tiles_computed
+    for variable in ("fused", "quality"):
+        np.testing.assert_array_equal(
+            xr.open_zarr(tmp_path / "cpu.zarr", consolidated=False)[variable].values,
+            xr.open_zarr(tmp_path / "gpu.zarr", consolidated=False)[variable].values,
+        )
