@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -12,23 +13,40 @@ from flows.runners import retry_options, run_on_region_runner
 from pipeline.ingest import IngestReport
 from pipeline.update import RegionConfig
 
+if TYPE_CHECKING:
+    from pipeline.catalogs.ingest import CatalogQuery
+
 
 @task(name="ingest", cache_policy=NO_CACHE)
-def ingest_task(source: str, cube: Path, chunk: int, roles: tuple[str, ...]) -> IngestReport:
-    """Append the source's scenes of ``roles`` not yet in ``cube`` (a no-op when none are new)."""
-    return pipeline.ingest.ingest(source, cube, chunk=chunk, roles=roles)
+def ingest_task(
+    source: str,
+    cube: Path,
+    chunk: int,
+    roles: tuple[str, ...],
+    catalog: CatalogQuery | None = None,
+) -> IngestReport:
+    """Append the source's scenes of ``roles`` not yet in ``cube`` (a no-op when none are new).
+
+    With ``catalog``, ``source`` is read as that query's catalog items (``roles`` unused).
+    """
+    return pipeline.ingest.ingest(source, cube, chunk=chunk, roles=roles, catalog=catalog)
 
 
 def ingest_stage(config: RegionConfig) -> list[IngestReport]:
     """Submit the ingest tasks of a region in the running flow; return their reports.
 
-    The input cube first, then (``ingest_truth``) the truth cube from the same source.
+    The input cube first, then (``ingest_truth``) the truth cube from the same source; a region
+    with a ``catalog`` section ingests the query of that section.
     """
     ingest = ingest_task.with_options(**retry_options(config.retries))
-    targets = [(config.cube, ("fine", "coarse"))]
+    catalog = config.catalog.query() if config.catalog is not None else None
+    targets = [(config.cube, ("fine", "coarse"), catalog)]
     if config.ingest_truth and config.truth is not None:
-        targets.append((config.truth, ("truth",)))
-    futures = [ingest.submit(config.source, cube, config.chunk, roles) for cube, roles in targets]
+        targets.append((config.truth, ("truth",), None))
+    futures = [
+        ingest.submit(config.source, cube, config.chunk, roles, query)
+        for cube, roles, query in targets
+    ]
     return [future.result() for future in futures]
 
 

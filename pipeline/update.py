@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     NonNegativeInt,
+    PositiveFloat,
     PositiveInt,
     ValidationError,
     model_validator,
@@ -34,6 +35,9 @@ from pydantic import (
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.pairing import PairGroup
+
+if TYPE_CHECKING:
+    from pipeline.catalogs.ingest import CatalogQuery
 
 
 class RunnerConfig(BaseModel):
@@ -128,6 +132,62 @@ class BatchingSpec(BaseModel):
     """Search window edge in fine pixels (STARFM: 750 m at 30 m = 50); sets halo and cost."""
 
 
+class CatalogSpec(BaseModel):
+    """The catalog collections, region and dates a product ingests from its STAC ``source``.
+
+    ``source`` is then a STAC API URL, a static catalog or item JSON file(s); the first ingest
+    grids the region (``crs``, ``resolution``), later ones load onto the cube's own grid.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fine: tuple[str, ...] = ()
+    """Collection ids of the fine sensor (e.g. ``landsat-c2-l2``)."""
+    coarse: tuple[str, ...] = ()
+    """Collection ids of the coarse sensor (e.g. ``modis-43A4-061``)."""
+    bbox: tuple[float, float, float, float]
+    """Region: W, S, E, N in degrees."""
+    dates: str | None = None
+    """``YYYY-MM-DD/YYYY-MM-DD`` (inclusive), or None for every date."""
+    crs: str | None = None
+    """CRS of a new cube (default: the fine scenes' CRS, else the region's UTM zone)."""
+    resolution: PositiveFloat | None = None
+    """Pixel size of a new cube in CRS units (default: the fine collection's)."""
+    bands: tuple[str, ...] | None = None
+    """Cube bands (default: every band both sensors have)."""
+
+    @model_validator(mode="after")
+    def _valid_query(self) -> CatalogSpec:
+        try:
+            self.query()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+    def query(self) -> CatalogQuery:
+        """The :class:`~pipeline.catalogs.ingest.CatalogQuery` of this section.
+
+        Raises
+        ------
+        ConfigError
+            No collection named, or a malformed bbox or date range.
+        """
+        from pipeline.catalogs.ingest import catalog_query  # odc-stac only for catalog regions
+
+        query = catalog_query(
+            ",".join(self.fine),
+            ",".join(self.coarse),
+            ",".join(str(v) for v in self.bbox),
+            self.dates,
+            crs=self.crs,
+            resolution=self.resolution,
+            bands=",".join(self.bands) if self.bands else None,
+        )
+        if query is None:
+            raise ConfigError("name at least one fine or coarse collection")
+        return query
+
+
 class RegionConfig(BaseModel):
     """One operational fusion product: sources, stores, settings, compute and planning.
 
@@ -138,7 +198,10 @@ class RegionConfig(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     source: str
-    """Scene source for ingest: a directory of scenes or a STAC catalog (path or URL)."""
+    """Scene source for ingest: a directory of scenes or a STAC catalog (path or URL); with
+    ``catalog``, a STAC API URL, static catalog or item JSON file(s)."""
+    catalog: CatalogSpec | None = None
+    """Read ``source`` as these catalog collections, region and dates (odc-stac ingest)."""
     cube: Path
     fused: Path
     truth: Path | None = None
@@ -164,6 +227,8 @@ class RegionConfig(BaseModel):
     def _truth_target(self) -> RegionConfig:
         if self.ingest_truth and self.truth is None:
             raise ValueError("'ingest_truth' needs 'truth', the cube to ingest the truth into")
+        if self.ingest_truth and self.catalog is not None:
+            raise ValueError("'ingest_truth' needs truth scenes, which a 'catalog' has none of")
         return self
 
     @property

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import flows.ingest
 from flows.runners import local_cluster_kwargs, retry_options, task_runner
 from pipeline.cli import app
 from pipeline.errors import ConfigError, SchedulerError
@@ -27,7 +28,13 @@ from pipeline.hpc import (
     render_job_script,
     submit_job_script,
 )
-from pipeline.update import RetryPolicy, RunnerConfig, load_region_config
+from pipeline.update import (
+    RegionConfig,
+    RetryPolicy,
+    RunnerConfig,
+    load_region_config,
+    region_config_from_mapping,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -108,6 +115,76 @@ def test_region_config_errors_name_the_file_and_key(tmp_path: Path) -> None:
     path.write_text("name: x\nsource: s\ncube: c\nfused: f\ntile: -1\nrunner: {adress: a}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: .*tile.*runner\.adress"):
         load_region_config(path)
+
+
+CATALOG_REGION = """
+name: pc
+source: https://planetarycomputer.microsoft.com/api/stac/v1
+catalog:
+  fine: [landsat-c2-l2]
+  coarse: [modis-43A4-061]
+  bbox: [149.05, -35.35, 149.17, -35.26]
+  dates: 2024-09-01/2024-11-30
+  resolution: 30
+  bands: [red, nir]
+cube: c.zarr
+fused: f.zarr
+"""
+
+
+def test_catalog_region_reaches_the_ingest_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ingest stage submits the section's query; the task passes it to ``ingest``."""
+    config = region_config_from_mapping(yaml.safe_load(CATALOG_REGION))
+    task = flows.ingest.ingest_task
+    submitted: list[tuple] = []
+
+    class Future:
+        def __init__(self, args: tuple) -> None:
+            submitted.append(args)
+
+        def result(self) -> tuple:
+            return submitted[-1]
+
+    class Task:
+        def with_options(self, **options: object) -> Task:
+            return self
+
+        def submit(self, *args: object) -> Future:
+            return Future(args)
+
+    monkeypatch.setattr(flows.ingest, "ingest_task", Task())
+    flows.ingest.ingest_stage(config)
+    ((source, cube, chunk, roles, query),) = submitted
+    assert (source, cube, roles) == (config.source, Path("c.zarr"), ("fine", "coarse"))
+    assert (query.fine, query.coarse) == (("landsat-c2-l2",), ("modis-43A4-061",))
+    assert query.bbox == (149.05, -35.35, 149.17, -35.26)
+    assert [d.date().isoformat() for d in query.dates] == ["2024-09-01", "2024-11-30"]
+    assert (query.resolution, query.bands) == (30.0, ("red", "nir"))
+
+    calls: list[dict] = []
+    monkeypatch.setattr(flows.ingest.pipeline.ingest, "ingest", lambda *a, **kw: calls.append(kw))
+    task.fn(source, cube, chunk, roles, query)
+    assert calls == [{"chunk": chunk, "roles": roles, "catalog": query}]
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        ({"fine": [], "coarse": []}, "name at least one fine or coarse collection"),
+        ({"bbox": [10, 0, 5, 1]}, "is not W<E, S<N"),
+        ({"dates": "2024-11-30/2024-09-01"}, "ends before it starts"),
+        ({"cloud": 10}, "catalog.cloud: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_catalog_section_is_refused(edit: dict, problem: str) -> None:
+    data = yaml.safe_load(CATALOG_REGION)
+    data["catalog"].update(edit)
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        region_config_from_mapping(data)
+
+
+def test_region_without_catalog_has_none() -> None:
+    assert RegionConfig(name="x", source="s", cube="c", fused="f").catalog is None
 
 
 # -------------------------------------------------------------------------------- job scripts
