@@ -662,7 +662,8 @@ def ingest(
     catalog
         Read ``source`` (STAC API URL, static catalog or item JSON files) as the catalog
         collections, region and dates of this query, through
-        :func:`pipeline.catalogs.ingest.ingest_catalog` (a new cube; ``chunk`` applies).
+        :func:`pipeline.catalogs.ingest.ingest_catalog` (a new cube, or the images an existing
+        cube lacks, on its grid; ``chunk`` applies to a new cube).
 
     Returns
     -------

@@ -52,8 +52,10 @@ def ingest_command(
     ] = None,
     fine: Annotated[
         str | None,
-        typer.Option(help="Catalog fine collection id(s), comma-separated (e.g. landsat-c2-l2): "
-                     "SOURCE is then a STAC API URL, static catalog or item JSON file."),
+        typer.Option(
+            help="Catalog fine collection id(s), comma-separated (e.g. landsat-c2-l2): "
+            "SOURCE is then a STAC API URL, static catalog or item JSON file."
+        ),
     ] = None,
     coarse: Annotated[
         str | None, typer.Option(help="Catalog coarse collection id(s) (e.g. modis-43A4-061).")
