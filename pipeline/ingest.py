@@ -690,7 +690,7 @@ def ingest(
         raise ConfigError(f"resampling {resampling!r}: choose from {RESAMPLING_METHODS}")
     roles = _check_roles(roles)
     cube_path = Path(cube_path)
-    cube = _existing_cube(cube_path)
+    cube = open_existing_cube(cube_path)
     stack = load_source(source, root=root, unit_factor=unit_factor)
     plan, ignored = _plan(stack, roles, cube, native)
     for note in plan.warnings:
@@ -727,7 +727,14 @@ def ingest(
     )
 
 
-def _existing_cube(path: Path) -> xr.Dataset | None:
+def open_existing_cube(path: Path) -> xr.Dataset | None:
+    """The validated cube at ``path`` (as stored), or ``None`` when nothing is there.
+
+    Raises
+    ------
+    OutputError
+        When ``path`` holds something that is not a stfcube cube (never overwritten).
+    """
     if not path.exists():
         return None
     if not path.is_dir():
@@ -753,7 +760,7 @@ def _cube_attrs(stack: SceneStack, plan: _Plan, resampling: str) -> dict:
     return attrs
 
 
-def _with_cube_attrs(ds: xr.Dataset, cube: xr.Dataset) -> xr.Dataset:
+def with_cube_attrs(ds: xr.Dataset, cube: xr.Dataset) -> xr.Dataset:
     """Carry the cube's dataset and variable attributes (xarray rewrites them on writes)."""
     ds = ds.assign_attrs(cube.attrs)
     for name in ds.data_vars:
@@ -790,9 +797,9 @@ def _update(
     for position, sensors in sorted(in_place.items()):
         day = np.datetime64(cube["time"].values[position], "D")
         ds = _dataset([day], by_key, sensors, plan, chunk, resampling)
-        write_date(_with_cube_attrs(ds, cube), cube_path, position)
+        write_date(with_cube_attrs(ds, cube), cube_path, position)
     new_dates = sorted({day for _, day in by_key if day not in index})
     if new_dates:
         ds = _dataset(new_dates, by_key, ("fine", "coarse"), plan, chunk, resampling)
-        append_dates(_with_cube_attrs(ds, cube), cube_path)
+        append_dates(with_cube_attrs(ds, cube), cube_path)
     return written, skipped, overwritten, len(index) + len(new_dates)

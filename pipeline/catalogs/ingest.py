@@ -66,7 +66,7 @@ from pipeline.cube import (
     write_new_cube,
 )
 from pipeline.errors import ConfigError, InputError
-from pipeline.ingest import IngestReport, _existing_cube, _with_cube_attrs
+from pipeline.ingest import IngestReport, open_existing_cube, with_cube_attrs
 from pipeline.readers import Grid
 
 
@@ -199,7 +199,7 @@ def ingest_catalog(
     cube_path = Path(cube_path)
     if chunk < 1:
         raise ConfigError(f"chunk must be a positive number of pixels, not {chunk}")
-    cube = _existing_cube(cube_path)
+    cube = open_existing_cube(cube_path)
     cube_bands = tuple(str(b) for b in cube["band"].values) if cube is not None else None
     if cube_bands and query.bands and tuple(query.bands) != cube_bands:
         raise ConfigError(f"bands {list(query.bands)} differ from the cube's {list(cube_bands)}")
@@ -427,11 +427,11 @@ def _update(
     for position, names in sorted(in_place.items()):
         day = np.datetime64(cube["time"].values[position], "D")
         ds = _dataset(sensors, set(written), [day], names, bands, *grids, chunk)
-        write_date(_with_cube_attrs(ds, cube), cube_path, position)
+        write_date(with_cube_attrs(ds, cube), cube_path, position)
     new_dates = sorted({day for _, day in written if day not in index})
     if new_dates:
         ds = _dataset(sensors, set(written), new_dates, SENSORS, bands, *grids, chunk)
-        append_dates(_with_cube_attrs(ds, cube), cube_path)
+        append_dates(with_cube_attrs(ds, cube), cube_path)
     return written, skipped, len(index) + len(new_dates)
 
 
