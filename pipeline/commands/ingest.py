@@ -74,7 +74,23 @@ def ingest_command(
         str | None, typer.Option(help="Catalog bands, comma-separated (default: shared ones).")
     ] = None,
 ) -> None:
-    """Ingest SOURCE into CUBE: validate every input first, then write (or append) lazily."""
+    """Ingest SOURCE into CUBE: validate every input first, then write (or append) lazily.
+
+    New dates are appended to an existing cube; dates it already has for a sensor are skipped
+    (or rewritten with --overwrite). A failed run leaves an existing cube untouched.
+
+    Examples:
+
+      stfcube ingest site/catalog.json cube.zarr
+
+      stfcube ingest site/catalog.json truth.zarr --roles truth
+
+      stfcube ingest scenes/manifest.yaml cube.zarr --chunk 256
+
+      stfcube ingest https://planetarycomputer.microsoft.com/api/stac/v1 cube.zarr
+        --fine landsat-c2-l2 --coarse modis-43A4-061 --bbox 149.0,-35.4,149.1,-35.3
+        --dates 2024-09-01/2024-11-30
+    """
     console = Console()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
