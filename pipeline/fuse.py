@@ -174,7 +174,7 @@ def plan_fusion(
         dask.compute(*[cube["fine_valid"][i].mean() for i in candidates]) if len(candidates) else []
     )
     valid_fraction = {times[i]: float(f) for i, f in zip(candidates, fractions, strict=True)}
-    usable = [t for t, f in valid_fraction.items() if f >= min_pair_valid_fraction]
+    usable = {t for t, f in valid_fraction.items() if f >= min_pair_valid_fraction}
     skipped = tuple(sorted(t for t, f in valid_fraction.items() if f < min_pair_valid_fraction))
 
     if dates is None:
@@ -183,8 +183,9 @@ def plan_fusion(
         targets = [t for t, obs in zip(times, coarse_obs, strict=True) if obs]
     else:
         targets = _as_dates([dates] if isinstance(dates, str) else dates, times, cube_path)
+        has_coarse = dict(zip(times, coarse_obs, strict=True))
         for target in targets:
-            if not coarse_obs[list(times).index(target)]:
+            if not has_coarse[target]:
                 raise ConfigError(
                     f"date {np.datetime64(target, 'D')} has no coarse image in {cube_path}"
                 )
@@ -502,7 +503,8 @@ def prepare_fusion(
     )
     tile_grid((cube.sizes["y"], cube.sizes["x"]), tile)  # validates the tile size
     out_index = prepare_output(out_path, cube, plan, fingerprint, tile=tile, overwrite=overwrite)
-    statistics = _global_statistics(fusion_method, cube, plan, method_params, client)
+    cube_index = {t: i for i, t in enumerate(cube["time"].values)}
+    statistics = _global_statistics(fusion_method, cube, cube_index, plan, method_params, client)
     return FusionSetup(
         cube_path=cube_path.resolve(),
         out_path=out_path.resolve(),
@@ -510,7 +512,7 @@ def prepare_fusion(
         params=method_params,
         plan=plan,
         statistics=tuple(statistics),
-        cube_index={t: i for i, t in enumerate(cube["time"].values)},
+        cube_index=cube_index,
         out_index=out_index,
         image_shape=(cube.sizes["y"], cube.sizes["x"]),
         tile=tile,
@@ -718,13 +720,17 @@ def _parallelism(client: Any, local_threads: int | None) -> tuple[int, int]:
 
 
 def _global_statistics(
-    method: FusionMethod, cube: xr.Dataset, plan: FusionPlan, params: Any, client: Any
+    method: FusionMethod,
+    cube: xr.Dataset,
+    cube_index: Mapping[np.datetime64, int],
+    plan: FusionPlan,
+    params: Any,
+    client: Any,
 ) -> list[dict[str, np.ndarray]]:
     """Every group's whole-image statistics, computed together in one dask pass."""
-    stored = {t: i for i, t in enumerate(cube["time"].values)}
     lazy = []
     for group in plan.groups:
-        index = [stored[d] for d in group.pair_dates]
+        index = [cube_index[d] for d in group.pair_dates]
         lazy.append(
             method.global_statistics(
                 cube["fine"].data[index], cube["fine_valid"].data[index], params

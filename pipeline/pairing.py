@@ -18,7 +18,7 @@ leave-one-out prediction that can be checked against the real fine image.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +47,7 @@ def parse_rule(rule: str | int) -> str | int:
 
 
 def select_pairs(
-    target: np.datetime64, pair_dates: Sequence[np.datetime64], rule: str | int
+    target: np.datetime64, pair_dates: Collection[np.datetime64], rule: str | int
 ) -> tuple[np.datetime64, ...]:
     """The pair dates that ``rule`` picks for ``target`` (sorted; empty when none qualifies)."""
     others = sorted(d for d in pair_dates if d != target)
@@ -67,7 +67,7 @@ def select_pairs(
 
 def plan_groups(
     targets: Sequence[np.datetime64],
-    pair_dates: Sequence[np.datetime64],
+    pair_dates: Collection[np.datetime64],
     rule: str | int,
     max_pairs: int,
     min_pairs: int = 1,
