@@ -376,3 +376,21 @@ def test_mixed_host_and_device_arrays_are_rejected() -> None:
     with pytest.raises(TypeError, match="mix NumPy"):
         array_module(np.zeros(3), FakeCupyArray(), None)
     assert array_module(np.zeros(3), None, 1.0) is np
+
+
+@pytest.mark.parametrize(
+    ("max_search_distance", "mode", "span"),
+    [(960.0, "usda", 64), (960.0, "paper", 65), (1050.0, "usda", 70), (1950.0, "usda", 130)],
+)
+def test_numba_matches_reference_on_windows_of_several_row_chunks(
+    max_search_distance: float, mode: str, span: int
+) -> None:
+    """The CPU search compares window rows 64 cells at a time: exact multiples and tails."""
+    params = StarfmParams(max_search_distance=max_search_distance, mode=mode)
+    lo, hi = params.offsets
+    assert hi - lo + 1 == span
+    scene = _scene(7, 2, 2, shape=(span + 12, span + 9), fill_holes=True)
+    kwargs = dict(max_search_distance=max_search_distance, mode=mode)
+    numba_result = starfm(**scene, **kwargs, engine="numba")
+    _assert_same(numba_result, starfm(**scene, **kwargs, engine="reference"))
+    assert np.isfinite(numba_result.prediction).mean() > 0.5

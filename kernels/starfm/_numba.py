@@ -2,15 +2,20 @@
 
 Per output pixel the work is split in two phases:
 
-1. **Search** (the hot loop, ``pairs x W x W`` cells): per window row, a vectorised loop marks
-   the cells whose similarity key is within the slice of the centre's (contiguous reads of one
-   plane); runs of 8 dissimilar cells are skipped a 64-bit word at a time and the rest are
-   appended to a per-thread candidate list without branching. Unusable cells carry NaN keys, so
-   the single comparison also does the fill/range/mask tests of the reference program.
+1. **Search** (the hot loop, ``pairs x W x W`` cells): per window row, one vector comparison
+   (:func:`kernels._simd.within_mask64`) marks the cells whose similarity key is within the slice
+   of the centre's as the bits of a 64-bit mask, and the set bits are appended to a per-thread
+   candidate list (``tzcnt``; the first four without a data-dependent branch, as most rows hold
+   few candidates). Unusable cells carry NaN keys, so the single comparison also does the
+   fill/range/mask tests of the reference program.
 2. **Weighting**, per prediction date, over the (few) candidates only: validity filter and weight
    without data-dependent branches (dropped candidates get weight 0, as in the program), then the
    two float32 sums. The candidate list keeps the reference order (pair, row, column), so the
    result is bit-identical to the reference program.
+
+Indexing note: the weighting reads through views that start at the window's first pixel with
+unsigned offsets; numba then omits its negative-index wraparound, which otherwise costs a few
+instructions per read and blocks vectorisation.
 """
 
 from __future__ import annotations
@@ -20,29 +25,38 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numba import njit, prange
 
+from kernels._simd import MASK_BITS, trailing_zeros, within_mask64
+
 if TYPE_CHECKING:
     from kernels.starfm.api import KernelConstants, TileArrays
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _search(key, centre, threshold, base, row_stride, span, similar, words, cell, n):
+def _search(key, centre, threshold, base, row_stride, span, tail_mask, cell, n):
     """Append the window cells of one pair whose key is within ``threshold`` of ``centre``.
 
-    ``key[base + r*row_stride + j]`` is window cell ``r*span + j``. Per window row, a
-    vectorisable loop writes the 0/1 similarity bytes into ``similar`` (``words`` is the same
-    buffer seen as uint64); runs of 8 dissimilar cells are then skipped a word at a time, and the
-    other cells are compacted into ``cell`` without branching.
+    ``key[base + r*row_stride + j]`` is window cell ``r*span + j`` (``key`` is flat and padded
+    so that 64 elements can be read from any window cell). Rows are compared 64 cells at a time;
+    ``tail_mask`` keeps the cells of the last chunk that lie inside the window. Returns the new
+    length ``n`` of the candidate list ``cell``, which needs 3 spare entries at its end.
     """
+    one = np.uint64(1)
+    chunks = (span + MASK_BITS - 1) // MASK_BITS
     for r in range(span):
-        start = base + r * row_stride
-        for j in range(span):
-            similar[j] = abs(key[start + j] - centre) < threshold
-        cell_start = r * span
-        for word in range(words.size):
-            if words[word] != 0:
-                for j in range(8 * word, 8 * word + 8):
-                    cell[n] = cell_start + j
-                    n += similar[j]
+        row_start = base + r * row_stride
+        for chunk in range(chunks):
+            bits = within_mask64(key, row_start + MASK_BITS * chunk, centre, threshold)
+            if chunk == chunks - 1:
+                bits &= tail_mask
+            first = r * span + MASK_BITS * chunk
+            for _ in range(4):
+                cell[n] = first + trailing_zeros(bits)
+                n += bits != 0
+                bits &= bits - one
+            while bits:
+                cell[n] = first + trailing_zeros(bits)
+                n += 1
+                bits &= bits - one
     return n
 
 
@@ -68,17 +82,21 @@ def _weigh(
 ):
     """Weights and terms of candidates ``first:last`` (one pair, one date); returns the count kept.
 
-    Candidate ``q`` is the pixel ``base + offset[cell[q]]`` of the pair's planes. ``r_dis[q]`` gets
+    Candidate ``q`` is the pixel ``base + offset[cell[q]]`` of the pair's planes (``cell`` and
+    ``offset`` unsigned). ``r_dis[q]`` gets
     its un-normalised weight and ``term[q]`` its prediction ``L + M_k - M_p``, both 0 when the
     candidate is dropped: adding 0 leaves a float32 sum unchanged, exactly as the program's zero
     weights do, so the loop needs no data-dependent branch.
     """
+    lsr_window = lsr[base:]
+    msr_window = msr[base + msr_shift :]
+    value_window = value[base:]
     count = 0
     for q in range(first, last):
         c = cell[q]
-        i = base + offset[c]
-        m = msr[i + msr_shift]
-        a_lsr = lsr[i]
+        i = offset[c]
+        m = msr_window[i]
+        a_lsr = lsr_window[i]
         a_msr = abs(m)
         far_lsr = a_lsr > thr_lsr
         far_msr = a_msr > thr_msr
@@ -91,7 +109,7 @@ def _weigh(
         r = np.float32(1.0 / (np.float64(t_dis) * factor[c]))
         r = np.float32(1.0) if t_dis < unit_weight_below else r
         r_dis[q] = r if keep else np.float32(0.0)
-        term[q] = np.float32(value[i] - m) if keep else np.float32(0.0)
+        term[q] = np.float32(value_window[i] - m) if keep else np.float32(0.0)
         count += keep
     return count
 
@@ -116,25 +134,23 @@ def _predict_rows(
     fsr_out,
     count_out,
 ):
-    n_pairs, height, width = key.shape
+    n_pairs, height, width = value.shape
     n_dates = msr.shape[1]
     plane = height * width
     span = hi - lo + 1
     h, w = thr_lsr.shape
-    key_flat = key.reshape(-1)
     value_flat = value.reshape(-1)
     lsr_flat = lsr.reshape(-1)
     msr_flat = msr.reshape(-1)
-    n_words = (span + 7) // 8
-    offset = np.empty(span * span, dtype=np.int64)
+    tail = span % MASK_BITS
+    tail_mask = ~np.uint64(0) if tail == 0 else (np.uint64(1) << np.uint64(tail)) - np.uint64(1)
+    offset = np.empty(span * span, dtype=np.uint64)
     for r in range(span):
         for j in range(span):
             offset[r * span + j] = r * width + j
     for y in prange(h):
-        # Compaction writes up to 7 cells past the last similar one: pad the list by 8.
-        cell = np.empty(n_pairs * span * span + 8, dtype=np.int32)
-        similar = np.zeros(8 * n_words, dtype=np.uint8)
-        words = similar.view(np.uint64)
+        # The search writes up to 3 entries past the last candidate.
+        cell = np.empty(n_pairs * span * span + 4, dtype=np.uint32)
         r_dis = np.empty(n_pairs * span * span, dtype=np.float32)
         term = np.empty(n_pairs * span * span, dtype=np.float32)
         bounds = np.zeros(n_pairs + 1, dtype=np.int64)
@@ -145,9 +161,7 @@ def _predict_rows(
                 bases[p] = p * plane + (y + halo + lo) * width + (x + halo + lo)
                 centre = centre_key[p, y, x]
                 if centre == centre:
-                    n = _search(
-                        key_flat, centre, slices[p], bases[p], width, span, similar, words, cell, n
-                    )
+                    n = _search(key, centre, slices[p], bases[p], width, span, tail_mask, cell, n)
                 bounds[p + 1] = n
             for k in range(n_dates):
                 count = 0
@@ -192,7 +206,8 @@ def predict_sums(tile: TileArrays, consts: KernelConstants, xp: Any) -> tuple[An
     fsr = np.empty((n_dates, h, w), dtype=np.float32)
     count = np.empty((n_dates, h, w), dtype=np.int32)
     _predict_rows(
-        np.ascontiguousarray(tile.key),
+        # Flat, with MASK_BITS spare elements: the search reads 64 keys from any window cell.
+        np.concatenate([tile.key.reshape(-1), np.full(MASK_BITS, np.nan, np.float32)]),
         np.ascontiguousarray(tile.value),
         np.ascontiguousarray(tile.lsr),
         np.ascontiguousarray(tile.msr),
