@@ -79,9 +79,10 @@ def test_conus_plan_costs(conus_plan: Plan) -> None:
     pairs_per_date = conus_plan.candidates / (pixels * 6 * 50**2 * 320)
     assert 1.9 < pairs_per_date <= 2.0
     core_hours = conus_plan.hours("starfm", "cpu")
-    assert core_hours == pytest.approx(conus_plan.candidates / 1.1e9 / 3600)
-    assert 2e4 < core_hours < 5e4
-    assert conus_plan.hours("starfm-usda-c", "cpu") / core_hours == pytest.approx(1.1 / 0.26)
+    speed = THROUGHPUT["starfm", "cpu"].candidates_per_second
+    assert core_hours == pytest.approx(conus_plan.candidates / speed / 3600)
+    assert 1e4 < core_hours < 5e4
+    assert conus_plan.hours("starfm-usda-c", "cpu") / core_hours == pytest.approx(speed / 0.26e9)
     assert conus_plan.bytes_read > written  # halo reads + global statistics per batch
     with pytest.raises(ConfigError, match="no throughput figure"):
         conus_plan.hours("fsdaf", "cpu")
@@ -145,7 +146,7 @@ def test_plan_region_needs_grid_and_calendar_together() -> None:
 
 
 def test_throughput_table_documents_its_sources() -> None:
-    assert THROUGHPUT["starfm", "cpu"].candidates_per_second == 1.1e9
+    assert THROUGHPUT["starfm", "cpu"].candidates_per_second >= 1.5e9  # the kernel's target
     assert THROUGHPUT["starfm-usda-c", "cpu"].candidates_per_second == 0.26e9
     assert all(t.source for t in THROUGHPUT.values())
 
