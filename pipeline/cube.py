@@ -83,12 +83,26 @@ def open_cube(path: str | Path) -> xr.Dataset:
     return ds.sortby("time")
 
 
-def open_store(path: str | Path) -> xr.Dataset:
-    """Open a Zarr store lazily as stored (time in append order), without validation."""
+def open_store(path: str | Path, *, spatial_block: int | None = None) -> xr.Dataset:
+    """Open a Zarr store lazily as stored (time in append order), without validation.
+
+    Dask chunks are the stored chunks; with ``spatial_block`` (pixels) each dask chunk spans
+    several stored chunks in y and x, about ``spatial_block`` pixels a side (a multiple of the
+    stored chunk, at least one). Whole-image reductions use that: one task per block instead of
+    one per stored chunk cuts the scheduler's per-task cost, which dominates small chunks.
+    """
     if not Path(path).exists():
         raise InputError(path, "cube not found")
     try:
-        return xr.open_zarr(path, consolidated=False, decode_coords="all")
+        ds = xr.open_zarr(path, consolidated=False, decode_coords="all")
+        if spatial_block is None or "fine" not in ds:
+            return ds
+        stored_y, stored_x = ds["fine"].data.chunksize[-2:]
+        blocks = {
+            "y": stored_y * max(1, spatial_block // stored_y),
+            "x": stored_x * max(1, spatial_block // stored_x),
+        }
+        return xr.open_zarr(path, consolidated=False, decode_coords="all", chunks=blocks)
     except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError) as exc:
         raise InputError(path, f"not a readable Zarr store ({exc})") from exc
 

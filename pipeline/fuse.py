@@ -42,12 +42,13 @@ import xarray as xr
 import zarr
 
 import pipeline
+from pipeline.chunk_cache import read_halo_block
 from pipeline.cluster import ClusterSpec, dask_client
 from pipeline.cube import open_store, validate_cube, write_grid
 from pipeline.errors import ConfigError, OutputError
 from pipeline.methods import FusionMethod, TileInputs, get_method
 from pipeline.pairing import PairGroup, parse_rule, plan_groups
-from pipeline.tiling import Tile, halo_window, pad_spatial, tile_counts, tile_grid
+from pipeline.tiling import Tile, tile_counts, tile_grid
 
 FUSED_SCHEMA = "fused/1"
 
@@ -110,15 +111,23 @@ class TileTask:
     image_shape: tuple[int, int]
     device: str
     kernel_threads: int
+    run: str
 
 
 # --------------------------------------------------------------------------------------------
 # Opening and planning
 
 
-def open_cube_raw(cube_path: str | Path) -> xr.Dataset:
-    """Open and validate a cube lazily in its stored time order (tasks address stored indices)."""
-    cube = open_store(cube_path)
+#: Edge (pixels) of the dask blocks of whole-image reductions (pair valid shares, statistics).
+REDUCTION_BLOCK = 1024
+
+
+def open_cube_raw(cube_path: str | Path, *, spatial_block: int | None = None) -> xr.Dataset:
+    """Open and validate a cube lazily in its stored time order (tasks address stored indices).
+
+    ``spatial_block``: see :func:`pipeline.cube.open_store` (for whole-image reductions).
+    """
+    cube = open_store(cube_path, spatial_block=spatial_block)
     validate_cube(cube, cube_path)
     return cube
 
@@ -362,21 +371,6 @@ def _create_store(
 # Tile tasks
 
 
-def _read_halo_block(
-    array: zarr.Array,
-    index: tuple[int, ...],
-    tile: Tile,
-    halo: int,
-    shape: tuple[int, int],
-    fill: float | bool,
-) -> np.ndarray:
-    """``array[index, ..., rows, cols]`` for the halo-extended tile, padded with ``fill``."""
-    rows, cols, pad = halo_window(tile, halo, shape)
-    middle = (slice(None),) * (array.ndim - 3)
-    block = array.get_orthogonal_selection((list(index), *middle, rows, cols))
-    return pad_spatial(np.asarray(block), pad, fill)
-
-
 def run_tile(task: TileTask) -> str:
     """Compute and write one (pair group, tile): the unit of work of the engine.
 
@@ -386,17 +380,26 @@ def run_tile(task: TileTask) -> str:
     import numba
 
     numba.set_num_threads(min(task.kernel_threads, numba.config.NUMBA_NUM_THREADS))
-    cube = zarr.open_group(task.cube_path, mode="r")
-    args = (task.tile, task.halo, task.image_shape)
+
+    def read(name: str, time_indices: tuple[int, ...], fill: float | bool) -> np.ndarray:
+        return read_halo_block(
+            task.run,
+            task.cube_path,
+            name,
+            time_indices,
+            task.tile,
+            task.halo,
+            task.image_shape,
+            fill,
+        )
+
     inputs = {
-        "fine": _read_halo_block(cube["fine"], task.pair_index, *args, np.nan),
-        "fine_valid": _read_halo_block(cube["fine_valid"], task.pair_index, *args, False),
-        "coarse": _read_halo_block(cube["coarse"], task.pair_index, *args, np.nan),
-        "coarse_valid": _read_halo_block(cube["coarse_valid"], task.pair_index, *args, False),
-        "coarse_pred": _read_halo_block(cube["coarse"], task.predict_index, *args, np.nan),
-        "coarse_pred_valid": _read_halo_block(
-            cube["coarse_valid"], task.predict_index, *args, False
-        ),
+        "fine": read("fine", task.pair_index, np.nan),
+        "fine_valid": read("fine_valid", task.pair_index, False),
+        "coarse": read("coarse", task.pair_index, np.nan),
+        "coarse_valid": read("coarse_valid", task.pair_index, False),
+        "coarse_pred": read("coarse", task.predict_index, np.nan),
+        "coarse_pred_valid": read("coarse_valid", task.predict_index, False),
     }
     if task.device == "gpu":
         import cupy
@@ -449,7 +452,8 @@ class FusionSetup:
 
     Small and picklable, so a flow prepares once and hands it to every batch
     (:func:`run_fusion` with a ``region`` and a run of ``dates``): the whole-image statistics
-    are then computed once per run, not once per batch.
+    are then computed once per run, not once per batch. ``run`` is the run's token: the
+    tile tasks' cache of decoded cube chunks (:mod:`pipeline.chunk_cache`) is keyed by it.
     """
 
     cube_path: Path
@@ -463,6 +467,7 @@ class FusionSetup:
     image_shape: tuple[int, int]
     tile: int
     device: str
+    run: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 def prepare_fusion(
@@ -488,7 +493,7 @@ def prepare_fusion(
         raise ConfigError(f"unknown device {device!r}; use cpu or gpu")
     fusion_method = get_method(method)
     method_params = fusion_method.make_params(params)
-    cube = open_cube_raw(cube_path)
+    cube = open_cube_raw(cube_path, spatial_block=REDUCTION_BLOCK)
     plan = plan_fusion(
         cube,
         cube_path,
@@ -581,6 +586,7 @@ def run_fusion(
             image_shape=setup.image_shape,
             device=setup.device,
             kernel_threads=kernel_threads,
+            run=setup.run,
         )
         for index, group in groups
         for t in tiles

@@ -353,12 +353,12 @@ def dates_to_fuse(
     ConfigError
         From the engine's planner when a date to predict has no usable pair.
     """
-    from pipeline.fuse import open_cube_raw, plan_fusion
+    from pipeline.fuse import REDUCTION_BLOCK, open_cube_raw, plan_fusion
     from pipeline.methods import get_method
 
     cube_path, fused_path = Path(cube_path), Path(fused_path)
     fusion_method = get_method(method)
-    cube = open_cube_raw(cube_path)
+    cube = open_cube_raw(cube_path, spatial_block=REDUCTION_BLOCK)
     try:
         plan = plan_fusion(
             cube,

@@ -1,0 +1,82 @@
+"""The tile tasks' cache of decoded Zarr chunks: same bytes as a direct read, bounded, per run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from pipeline import chunk_cache
+from pipeline.chunk_cache import DecodedChunkCache, read_halo_block
+from pipeline.tiling import Tile, halo_window, pad_spatial, tile_grid
+
+
+def _store(path: Path, time_chunk: int = 1) -> Path:
+    """A cube-like group: ``fine`` (time, band, y, x) float32 and ``valid`` (time, y, x) bool."""
+    rng = np.random.default_rng(0)
+    group = zarr.open_group(str(path), mode="w")
+    fine = group.create_array(
+        "fine", shape=(4, 2, 45, 38), chunks=(time_chunk, 1, 16, 12), dtype="float32"
+    )
+    fine[...] = rng.normal(size=fine.shape).astype(np.float32)
+    valid = group.create_array("valid", shape=(4, 45, 38), chunks=(time_chunk, 16, 12), dtype=bool)
+    valid[...] = rng.random(valid.shape) > 0.3
+    return path
+
+
+def _direct(path: Path, name: str, index: list[int], tile: Tile, halo: int, fill: object):
+    array = zarr.open_group(str(path), mode="r")[name]
+    rows, cols, pad = halo_window(tile, halo, array.shape[-2:])
+    middle = (slice(None),) * (array.ndim - 3)
+    block = np.asarray(array.get_orthogonal_selection((index, *middle, rows, cols)))
+    return pad_spatial(block, pad, fill)
+
+
+@pytest.mark.parametrize("time_chunk", [1, 3])
+def test_windows_equal_direct_reads_at_every_tile_and_edge(tmp_path: Path, time_chunk: int) -> None:
+    path = _store(tmp_path / "cube.zarr", time_chunk)
+    for tile in tile_grid((45, 38), 10):
+        for name, index, fill in (("fine", [0, 2], np.nan), ("valid", [3, 1], False)):
+            for halo in (0, 7, 20):
+                got = read_halo_block("run-a", str(path), name, index, tile, halo, (45, 38), fill)
+                want = _direct(path, name, index, tile, halo, fill)
+                np.testing.assert_array_equal(got, want)
+                assert got.dtype == want.dtype
+
+
+def test_cache_is_bounded_and_evicts_least_recent(tmp_path: Path) -> None:
+    path = _store(tmp_path / "cube.zarr")
+    array = zarr.open_group(str(path), mode="r")["valid"]
+    chunk_bytes = 16 * 12  # bool
+    cache = DecodedChunkCache(max_bytes=3 * chunk_bytes)
+    for col in range(4):
+        cache.chunk("r", array, 0, 0, col)
+    assert cache.nbytes <= 3 * chunk_bytes and cache.misses == 4
+    cache.chunk("r", array, 0, 0, 3)  # most recent: still cached
+    assert cache.hits == 1
+    cache.chunk("r", array, 0, 0, 0)  # least recent: evicted, decoded again
+    assert cache.misses == 5
+    block = cache.chunk("r", array, 0, 0, 3)
+    assert not block.flags.writeable  # shared between tasks: read-only
+
+
+def test_new_run_never_sees_chunks_of_a_rewritten_store(tmp_path: Path) -> None:
+    path = _store(tmp_path / "cube.zarr")
+    tile = Tile(ty=0, tx=0, row0=0, row1=10, col0=0, col1=10)
+    before = read_halo_block("run-1", str(path), "fine", [0], tile, 2, (45, 38), np.nan)
+    zarr.open_group(str(path), mode="r+")["fine"][...] = 5.0
+    again = read_halo_block("run-1", str(path), "fine", [0], tile, 2, (45, 38), np.nan)
+    fresh = read_halo_block("run-2", str(path), "fine", [0], tile, 2, (45, 38), np.nan)
+    np.testing.assert_array_equal(again, before)  # one run reads one state of the cube
+    assert np.all(fresh[..., 2:, 2:] == 5.0) and np.isnan(fresh[..., :2, :]).all()
+
+
+def test_zero_budget_reads_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _store(tmp_path / "cube.zarr")
+    monkeypatch.setattr(chunk_cache, "CHUNKS", DecodedChunkCache(max_bytes=0))
+    tile = Tile(ty=1, tx=1, row0=10, row1=20, col0=10, col1=20)
+    got = read_halo_block("r", str(path), "fine", [1, 0], tile, 12, (45, 38), np.nan)
+    np.testing.assert_array_equal(got, _direct(path, "fine", [1, 0], tile, 12, np.nan))
+    assert chunk_cache.CHUNKS.nbytes == 0 and chunk_cache.CHUNKS.hits == 0
