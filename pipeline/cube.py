@@ -3,8 +3,13 @@
 The schema is fixed in ``docs/design.md`` ("The cube"). In short, one Zarr v3 store with
 ``fine``/``coarse`` (time, band, y, x) float32 values in common units, ``fine_valid``/
 ``coarse_valid`` (time, y, x) bool, optionally ``coarse_native``/``coarse_native_valid`` on the
-native coarse grid, a union ``time`` axis with ``fine_observed``/``coarse_observed`` flags, and a
-rioxarray ``spatial_ref``.
+native coarse grid, a union ``time`` axis with ``fine_observed``/``coarse_observed`` flags and
+``fine_revision``/``coarse_revision`` stamps, and a rioxarray ``spatial_ref``.
+
+Revision stamps: every write of a sensor's image at a date gives that (sensor, date) a fresh
+random int64 stamp (0 = never written). The fusion engine records the stamps of the images each
+prediction read, so a rewritten scene (``stfcube ingest --overwrite``) makes the predictions that
+used it out of date; cubes written before stamps existed simply have none (nothing is detected).
 
 Common units: every value is ``raw * source_scale + source_offset``, with the scale chosen per
 source so that all sensors share one unit; by convention reflectance (and indices such as NDVI)
@@ -18,6 +23,7 @@ with a region write. Dates are stored in append order; :func:`open_cube` sorts t
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
@@ -234,6 +240,8 @@ def build_dataset(
         "x": grid.x_coords(),
         "fine_observed": ("time", np.asarray(observed["fine"], dtype=bool)),
         "coarse_observed": ("time", np.asarray(observed["coarse"], dtype=bool)),
+        "fine_revision": ("time", revision_stamps(observed["fine"])),
+        "coarse_revision": ("time", revision_stamps(observed["coarse"])),
     }
     data_vars = {}
     for stem, stem_layers in layers.items():
@@ -250,6 +258,17 @@ def build_dataset(
         coords["x_coarse"] = native.x_coords()
     ds = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
     return write_grid(ds, grid.crs, grid.transform)
+
+
+def revision_stamps(written: Sequence[bool]) -> np.ndarray:
+    """One fresh random stamp (int64, > 0) on the written dates, 0 on the others."""
+    stamp = secrets.randbits(62) + 1
+    return np.where(np.asarray(written, dtype=bool), stamp, 0).astype(np.int64)
+
+
+def sensor_variables(sensors: Iterable[str]) -> list[str]:
+    """The per-date bookkeeping coordinates of ``sensors`` (observed flags, revision stamps)."""
+    return [f"{sensor}_{kind}" for sensor in sensors for kind in ("observed", "revision")]
 
 
 def write_grid(ds: xr.Dataset, crs: object, transform: object) -> xr.Dataset:
@@ -296,14 +315,18 @@ def write_new_cube(ds: xr.Dataset, path: str | Path) -> None:
             shutil.rmtree(tmp)
 
 
-def _time_only(ds: xr.Dataset) -> xr.Dataset:
-    """Drop every variable without a time dimension (they are already in the store)."""
-    return ds.drop_vars([n for n, v in ds.variables.items() if "time" not in v.dims])
+def _time_only(ds: xr.Dataset, path: str | Path) -> xr.Dataset:
+    """Drop every variable without a time dimension (they are already in the store), and the
+    revision stamps when the store predates them."""
+    stored = set(zarr.open_group(str(path), mode="r").array_keys())
+    dropped = [n for n, v in ds.variables.items() if "time" not in v.dims]
+    dropped += [n for n in ds.variables if n.endswith("_revision") and n not in stored]
+    return ds.drop_vars(dropped)
 
 
 def append_dates(ds: xr.Dataset, path: str | Path) -> None:
     """Append the dates of ``ds`` (all cube variables) along ``time`` to an existing cube."""
-    _time_only(ds).to_zarr(path, append_dim="time", consolidated=False, zarr_format=3)
+    _time_only(ds, path).to_zarr(path, append_dim="time", consolidated=False, zarr_format=3)
 
 
 def write_date(ds: xr.Dataset, path: str | Path, index: int) -> None:
@@ -312,7 +335,7 @@ def write_date(ds: xr.Dataset, path: str | Path, index: int) -> None:
     Only the variables present in ``ds`` are written (for example ``fine``, ``fine_valid`` and
     ``fine_observed``), so the other sensor's data at that date are left as they are.
     """
-    _time_only(ds).to_zarr(
+    _time_only(ds, path).to_zarr(
         path, region={"time": slice(index, index + 1)}, consolidated=False, zarr_format=3
     )
 

@@ -282,6 +282,28 @@ def _data_encoding() -> dict[str, dict[str, Any]]:
     }
 
 
+def input_revisions(cube: xr.Dataset, groups: Iterable[PairGroup]) -> dict[str, list[int]]:
+    """Per prediction day (``YYYY-MM-DD``): the revision stamps of the images it reads.
+
+    The fine and coarse stamps of each pair date in order, then the day's coarse stamp; 0 where
+    the cube has no stamps (see :mod:`pipeline.cube`). A prediction is out of date when these
+    differ from the ones recorded when it was computed.
+    """
+
+    def stamps(name: str) -> dict[np.datetime64, int]:
+        if name not in cube.variables:
+            return {}
+        return dict(zip(cube["time"].values, np.asarray(cube[name].values).tolist(), strict=True))
+
+    fine, coarse = stamps("fine_revision"), stamps("coarse_revision")
+    return {
+        _day(d): [v for p in g.pair_dates for v in (fine.get(p, 0), coarse.get(p, 0))]
+        + [coarse.get(d, 0)]
+        for g in groups
+        for d in g.predict_dates
+    }
+
+
 def prepare_output(
     out_path: Path,
     cube: xr.Dataset,
@@ -294,7 +316,8 @@ def prepare_output(
     """Create or extend the output store; return each prediction date's time index in it.
 
     Dates already in the store keep their index; new dates are appended. A date whose pairs
-    changed has its completion markers cleared so that its tiles are recomputed.
+    changed, or one of whose input images was rewritten since (:func:`input_revisions`), has its
+    completion markers cleared so that its tiles are recomputed.
     """
     pairs_used = {
         str(np.datetime64(d, "D")): [str(np.datetime64(p, "D")) for p in g.pair_dates]
@@ -325,12 +348,20 @@ def prepare_output(
         stored = np.concatenate([stored, np.asarray(new_dates, dtype=stored.dtype)])
     index = {t: i for i, t in enumerate(stored)}
     previous = json.loads(attrs.get("pairs_used", "{}"))
+    revisions = input_revisions(cube, plan.groups)
+    previous_revisions = json.loads(attrs.get("input_revisions", "{}"))
     done = group["tile_done"]
     for day, used in pairs_used.items():
-        if day in previous and previous[day] != used:
+        pairs_changed = day in previous and previous[day] != used
+        inputs_rewritten = day in previous_revisions and previous_revisions[day] != revisions[day]
+        if pairs_changed or inputs_rewritten:
             done[index[np.datetime64(day, "ns")]] = 0
     group.attrs.update(
-        {"pairs_used": json.dumps({**previous, **pairs_used}, sort_keys=True), "complete": False}
+        {
+            "pairs_used": json.dumps({**previous, **pairs_used}, sort_keys=True),
+            "input_revisions": json.dumps({**previous_revisions, **revisions}, sort_keys=True),
+            "complete": False,
+        }
     )
     return {d: index[d] for d in plan.dates}
 

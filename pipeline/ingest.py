@@ -51,6 +51,7 @@ from pipeline.cube import (
     merge_source_attrs,
     native_cube_grid,
     open_store,
+    sensor_variables,
     summarise,
     validate_cube,
     write_date,
@@ -612,8 +613,7 @@ def _dataset(
         attrs=attrs,
         var_attrs=var_attrs,
     )
-    unwritten = [f"{s}_observed" for s in ("fine", "coarse") if s not in sensors]
-    return ds.drop_vars(unwritten)
+    return ds.drop_vars(sensor_variables(s for s in ("fine", "coarse") if s not in sensors))
 
 
 def _key_label(key: tuple[str, np.datetime64]) -> str:

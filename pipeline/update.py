@@ -7,8 +7,10 @@ planning at scale) the extent and calendar of the product. The flows, ``stfcube 
 
 :func:`dates_to_fuse` compares the cube with the fused store's provenance: a prediction date
 needs fusing when it is not in the store yet (*new*), when the pairs the engine would now use
-differ from the ``pairs_used`` recorded for it (*changed*, e.g. a new fine scene is nearer), or
-when some of its tiles are not marked done (*unfinished*, an interrupted run).
+differ from the ``pairs_used`` recorded for it or one of its input images was rewritten since
+(``input_revisions``; *changed*, e.g. a new fine scene is nearer or a scene was re-ingested with
+``--overwrite``), or when some of its tiles are not marked done (*unfinished*, an interrupted
+run).
 """
 
 from __future__ import annotations
@@ -283,7 +285,8 @@ class UpdatePlan:
     new: tuple[str, ...]
     """Prediction dates not yet in the fused store."""
     changed: tuple[str, ...]
-    """Dates in the store whose pairs differ from the recorded ``pairs_used``."""
+    """Dates in the store whose pairs differ from the recorded ``pairs_used``, or whose input
+    images were rewritten since they were fused."""
     unfinished: tuple[str, ...]
     """Dates in the store with tiles not marked done (an interrupted run)."""
     groups: tuple[PairGroup, ...]
@@ -299,8 +302,9 @@ def _day(value: Any) -> str:
     return str(np.datetime64(value, "D"))
 
 
-def _stored_state(fused_path: Path) -> tuple[dict[str, list[str]], set[str]]:
-    """(``pairs_used`` by date, dates whose tiles are all done) of an existing fused store."""
+def _stored_state(fused_path: Path) -> tuple[dict[str, list[str]], dict[str, list[int]], set[str]]:
+    """(``pairs_used`` and ``input_revisions`` by date, dates whose tiles are all done) of an
+    existing fused store."""
     import xarray as xr
     import zarr
 
@@ -311,7 +315,8 @@ def _stored_state(fused_path: Path) -> tuple[dict[str, list[str]], set[str]]:
     except Exception as exc:
         raise InputError(fused_path, f"cannot be read as a fused store: {exc}") from exc
     pairs_used = json.loads(group.attrs.get("pairs_used", "{}"))
-    return pairs_used, {_day(t) for t, ok in zip(times, done, strict=True) if ok}
+    revisions = json.loads(group.attrs.get("input_revisions", "{}"))
+    return pairs_used, revisions, {_day(t) for t, ok in zip(times, done, strict=True) if ok}
 
 
 def _has_coarse_only_date(cube: Any) -> bool:
@@ -353,7 +358,7 @@ def dates_to_fuse(
     ConfigError
         From the engine's planner when a date to predict has no usable pair.
     """
-    from pipeline.fuse import REDUCTION_BLOCK, open_cube_raw, plan_fusion
+    from pipeline.fuse import REDUCTION_BLOCK, input_revisions, open_cube_raw, plan_fusion
     from pipeline.methods import get_method
 
     cube_path, fused_path = Path(cube_path), Path(fused_path)
@@ -378,9 +383,22 @@ def dates_to_fuse(
         for group in plan.groups
         for d in group.predict_dates
     }
-    recorded, complete = _stored_state(fused_path) if fused_path.exists() else ({}, set())
+    recorded, recorded_revisions, complete = (
+        _stored_state(fused_path) if fused_path.exists() else ({}, {}, set())
+    )
+    revisions = input_revisions(cube, plan.groups)
     new = tuple(sorted(d for d in wanted if d not in recorded))
-    changed = tuple(sorted(d for d in wanted if d in recorded and recorded[d] != wanted[d]))
+    changed = tuple(
+        sorted(
+            d
+            for d in wanted
+            if d in recorded
+            and (
+                recorded[d] != wanted[d]
+                or (d in recorded_revisions and recorded_revisions[d] != revisions[d])
+            )
+        )
+    )
     unfinished = tuple(
         sorted(d for d in wanted if d in recorded and d not in changed and d not in complete)
     )

@@ -270,6 +270,11 @@ def test_append_region_write_noop_and_overwrite(tmp_path: Path):
     assert ds.sizes["time"] == 3
     assert ds["fine_observed"].values.tolist() == [True, True, True]
     assert ds["coarse_observed"].values.tolist() == [True, True, False]
+    # revision stamps: one per written (sensor, date), 0 where nothing was written
+    fine_stamps = ds["fine_revision"].values.tolist()
+    coarse_stamps = ds["coarse_revision"].values.tolist()
+    assert all(fine_stamps) and len(set(fine_stamps)) == 3  # first ingest, region write, append
+    assert coarse_stamps[0] and coarse_stamps[1] and coarse_stamps[2] == 0
     np.testing.assert_array_equal(ds["fine"][1].values, _expected_fine(1)[0])
     np.testing.assert_array_equal(ds["coarse_native"][1].values, coarse_image(1))  # kept
     # re-ingesting is a no-op that leaves the store byte-identical
@@ -281,6 +286,8 @@ def test_append_region_write_noop_and_overwrite(tmp_path: Path):
     report = ingest(second, cube_path, chunk=16, overwrite=True, roles=("fine",))
     assert "fine 2021-06-01" in report.overwritten
     ds = open_cube(cube_path)
+    rewritten = [a != b for a, b in zip(ds["fine_revision"].values, fine_stamps, strict=True)]
+    assert rewritten[0] and ds["coarse_revision"].values.tolist() == coarse_stamps
     raw = fine_image(7).astype(np.float32)
     valid = ds["fine_valid"][0].values
     np.testing.assert_array_equal(ds["fine"][0].values[:, valid], raw[:, valid])
@@ -378,3 +385,29 @@ def test_simulated_site_ingests(tmp_path: Path):
     assert fine_days == roles["fine"]
     assert ds.attrs["coarse_ratio"] == 16
     assert 0 < float(ds["fine_valid"].mean()) < 1
+
+
+def test_rewritten_scene_makes_its_predictions_out_of_date(tmp_path: Path):
+    """ingest --overwrite of a pair's fine scene: the dates fused from it are fused again."""
+    from pipeline.fuse import fuse
+    from pipeline.update import dates_to_fuse
+
+    root = tmp_path / "site"
+    manifest = make_site(root, ["2021-06-01"], ["2021-06-01", "2021-06-09"])
+    cube_path, fused_path = tmp_path / "cube.zarr", tmp_path / "fused.zarr"
+    ingest(manifest, cube_path, chunk=16)
+    params = {"max_search_distance": 240.0}
+    first = fuse(cube_path, fused_path, tile=16, params=params, local_threads=1)
+    assert first.dates_computed == ["2021-06-09"]
+    plan = dates_to_fuse(cube_path, fused_path, params=params)
+    assert plan.dates == ()
+    before = xr.open_zarr(fused_path, consolidated=False)["fused"].values
+    write_tif(root / "fine_2021-06-01.tif", fine_image(5))
+    ingest(manifest, cube_path, chunk=16, overwrite=True, roles=("fine",))
+    plan = dates_to_fuse(cube_path, fused_path, params=params)
+    assert plan.changed == ("2021-06-09",) and plan.new == ()
+    second = fuse(cube_path, fused_path, tile=16, params=params, local_threads=1)
+    assert second.dates_computed == ["2021-06-09"] and second.tiles_computed == 4
+    after = xr.open_zarr(fused_path, consolidated=False)["fused"].values
+    assert not np.array_equal(before, after, equal_nan=True)
+    assert dates_to_fuse(cube_path, fused_path, params=params).dates == ()

@@ -61,6 +61,7 @@ from pipeline.cube import (
     merge_source_attrs,
     native_cube_grid,
     open_store,
+    sensor_variables,
     summarise,
     write_date,
     write_new_cube,
@@ -400,7 +401,7 @@ def _dataset(
         attrs=attrs,
         var_attrs=var_attrs,
     )
-    return ds.drop_vars([f"{s}_observed" for s in SENSORS if s not in names])
+    return ds.drop_vars(sensor_variables(s for s in SENSORS if s not in names))
 
 
 def _update(
