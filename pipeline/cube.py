@@ -36,6 +36,7 @@ import xarray as xr
 import zarr
 from zarr.codecs import ZstdCodec
 
+from pipeline.defaults import DEFAULT_CHUNK as DEFAULT_CHUNK
 from pipeline.errors import InputError, OutputError
 from pipeline.readers import Grid
 
@@ -47,8 +48,6 @@ SENSORS = ("fine", "coarse")
 COMMON_UNITS = "reflectance x 10000"
 #: Factor from physical reflectance (0..1) to the common units.
 COMMON_UNIT_FACTOR = 10000.0
-#: Default spatial chunk size.
-DEFAULT_CHUNK = 512
 #: Zstandard level of the data chunks.
 ZSTD_LEVEL = 3
 #: Daily time axis, stored exactly as integer days.

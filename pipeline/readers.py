@@ -34,13 +34,11 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from pipeline.defaults import RESAMPLING_METHODS as RESAMPLING_METHODS
 from pipeline.errors import InputError
 
 #: Roles a scene can play. ``truth`` scenes are fine-sensor images kept for evaluation only.
 ROLES = ("fine", "coarse", "truth")
-
-#: Resampling methods accepted for putting coarse images on the fine grid.
-RESAMPLING_METHODS = ("average", "nearest", "bilinear", "cubic")
 
 #: Drivers whose files are raw pixel arrays: a short file is detected from its size.
 _RAW_DRIVERS = frozenset({"ENVI", "EHdr", "BT", "GenBin", "ISCE", "PAux"})

@@ -42,6 +42,7 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.windows import Window
 
+from pipeline.defaults import SIMULATED_BANDS
 from pipeline.errors import ConfigError, OutputError
 from pipeline.stac_catalog import (
     VALID_VALUES_KEY,
@@ -56,7 +57,7 @@ from pipeline.stac_catalog import (
 FloatArray = npt.NDArray[np.float32]
 
 #: The six reflective bands a site can carry, in file order.
-BAND_NAMES: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "swir2")
+BAND_NAMES = SIMULATED_BANDS
 _COMMON_NAMES = {
     "blue": "blue",
     "green": "green",

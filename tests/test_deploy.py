@@ -381,3 +381,22 @@ def test_dockerfile_copies_existing_paths_and_installs_the_lock() -> None:
                 assert (ROOT / source).exists(), source
     assert re.search(r"^USER \w+", text, re.MULTILINE)
     assert "requirements.lock" in text and "DO_NOT_TRACK=1" in text
+
+
+def test_cli_starts_without_importing_the_heavy_stack() -> None:
+    """``stfcube --help`` reads only the command signatures: the work modules load on use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipeline.cli\n"
+        "heavy = ('numpy', 'xarray', 'dask', 'zarr', 'rasterio', 'numba', 'prefect')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""
+    for command in ("simulate", "ingest", "fuse", "evaluate", "compare", "run", "plan", "demo"):
+        result = CliRunner().invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output, command

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.errors import ConfigError
-from pipeline.evaluate import MEAN_LABEL, compare, evaluate
 
 
 def parse_pairs(items: list[str] | None, option: str, kind: type) -> list[tuple[Any, Any]]:
@@ -28,6 +27,8 @@ def parse_pairs(items: list[str] | None, option: str, kind: type) -> list[tuple[
 
 
 def _summary_table(rows: list[dict[str, Any]], date_rows: list[dict[str, Any]]) -> Table:
+    from pipeline.evaluate import MEAN_LABEL
+
     table = Table(title="mean over dates")
     for column in ("band", "n", "RMSE", "MAE", "bias", "r", "R²", "SSIM", "PSNR"):
         table.add_column(column, justify="right")
@@ -98,6 +99,8 @@ def evaluate_command(
 
       stfcube evaluate fused.zarr truth.zarr -o report --data-range 1 --resolution-ratio 30/480
     """
+    from pipeline.evaluate import evaluate
+
     report = evaluate(
         fused,
         truth,
@@ -142,5 +145,7 @@ def compare_command(
 
       stfcube compare starfm.zarr fsdaf.zarr --truth truth.zarr --out reports/compare
     """
+    from pipeline.evaluate import compare
+
     result = compare(inputs, out, labels=label, truth=truth, overwrite=overwrite)
     Console().print(f"compared {', '.join(result.labels)}: {result.out_dir / 'compare.html'}")

@@ -11,8 +11,6 @@ import typer
 from rich.console import Console
 
 from pipeline.errors import ConfigError
-from pipeline.plan import THROUGHPUT, describe_plan, plan_region
-from pipeline.update import RunnerConfig, load_region_config
 
 #: Scheduler address printed by ``submit --dry-run`` when none is given.
 PLACEHOLDER_SCHEDULER = "tcp://SCHEDULER-HOST:8786"
@@ -36,6 +34,8 @@ def run_command(
 
       stfcube run deploy/regions/conus.yaml --scheduler tcp://login01:8786
     """
+    from pipeline.update import RunnerConfig, load_region_config
+
     config = load_region_config(region)
     if scheduler is not None:
         config = config.model_copy(update={"runner": RunnerConfig(address=scheduler)})
@@ -105,6 +105,9 @@ def plan_command(
 
       stfcube plan deploy/regions/demo.yaml --json
     """
+    from pipeline.plan import THROUGHPUT, describe_plan, plan_region
+    from pipeline.update import load_region_config
+
     config = load_region_config(region)
     plan = plan_region(config)
     if not as_json:

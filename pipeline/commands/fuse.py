@@ -12,7 +12,6 @@ from rich.console import Console
 from pipeline.cluster import ClusterSpec
 from pipeline.commands._progress import progress_bar
 from pipeline.errors import ConfigError
-from pipeline.fuse import fuse
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -100,6 +99,8 @@ def fuse_command(
 
       stfcube fuse cube.zarr fused.zarr --scheduler tcp://10.0.0.5:8786
     """
+    from pipeline.fuse import fuse
+
     if dates and all_coarse_dates:
         raise ConfigError("give either --date or --all-coarse-dates, not both")
     chosen_dates: list[str] | str | None = "all" if all_coarse_dates else (dates or None)

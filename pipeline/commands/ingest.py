@@ -9,10 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.catalogs.ingest import catalog_query
-from pipeline.cube import DEFAULT_CHUNK
-from pipeline.ingest import ingest
-from pipeline.readers import RESAMPLING_METHODS
+from pipeline.defaults import DEFAULT_CHUNK, RESAMPLING_METHODS
 
 
 def ingest_command(
@@ -91,6 +88,9 @@ def ingest_command(
         --fine landsat-c2-l2 --coarse modis-43A4-061 --bbox 149.0,-35.4,149.1,-35.3
         --dates 2024-09-01/2024-11-30
     """
+    from pipeline.catalogs.ingest import catalog_query
+    from pipeline.ingest import ingest
+
     console = Console()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from pipeline.commands._progress import progress_bar
-from pipeline.simulate import BAND_NAMES, simulate_site
+from pipeline.defaults import SIMULATED_BANDS
 
 
 def _split(text: str) -> list[str]:
@@ -36,7 +36,7 @@ def simulate_command(
     fine_every: Annotated[int, typer.Option(help="Days between fine acquisitions.")] = 8,
     start_date: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2024-05-01",
     bands: Annotated[str, typer.Option(help="Comma-separated bands to write.")] = ",".join(
-        BAND_NAMES
+        SIMULATED_BANDS
     ),
     cloud_dates: Annotated[
         str | None,
@@ -79,6 +79,8 @@ def simulate_command(
 
     stfcube simulate clean --cloud-dates none --noise 0 --psf-sigma 0 --shift 0,0
     """
+    from pipeline.simulate import simulate_site
+
     console = Console(stderr=True)
     if cloud_dates is None:
         clouds: list[str] | None = None
