@@ -9,9 +9,9 @@ Per output pixel the work is split in two phases:
    few candidates). Unusable cells carry NaN keys, so the single comparison also does the
    fill/range/mask tests of the reference program.
 2. **Weighting**, per prediction date, over the (few) candidates only: validity filter and weight
-   without data-dependent branches (dropped candidates get weight 0, as in the program), then the
-   two float32 sums. The candidate list keeps the reference order (pair, row, column), so the
-   result is bit-identical to the reference program.
+   without data-dependent branches (dropped candidates get weight 0, as in the program), summed
+   as they are computed, then the weighted prediction sum. The candidate list keeps the
+   reference order (pair, row, column), so the result is bit-identical to the reference program.
 
 Indexing note: the weighting reads through views that start at the window's first pixel with
 unsigned offsets; numba then omits its negative-index wraparound, which otherwise costs a few
@@ -79,14 +79,16 @@ def _weigh(
     unit_weight_below,
     r_dis,
     term,
+    total,
 ):
-    """Weights and terms of candidates ``first:last`` (one pair, one date); returns the count kept.
+    """Weights and terms of candidates ``first:last`` (one pair, one date).
 
     Candidate ``q`` is the pixel ``base + offset[cell[q]]`` of the pair's planes (``cell`` and
-    ``offset`` unsigned). ``r_dis[q]`` gets
-    its un-normalised weight and ``term[q]`` its prediction ``L + M_k - M_p``, both 0 when the
-    candidate is dropped: adding 0 leaves a float32 sum unchanged, exactly as the program's zero
-    weights do, so the loop needs no data-dependent branch.
+    ``offset`` unsigned). ``r_dis[q]`` gets its un-normalised weight and ``term[q]`` its
+    prediction ``L + M_k - M_p``, both 0 when the candidate is dropped: adding 0 leaves a float32
+    sum unchanged, exactly as the program's zero weights do, so the loop needs no data-dependent
+    branch. The weights are added to the running float32 ``total`` in candidate order (the
+    program's order). Returns the number of candidates kept and the new total.
     """
     lsr_window = lsr[base:]
     msr_window = msr[base + msr_shift :]
@@ -108,10 +110,12 @@ def _weigh(
             t_dis = np.float32((np.float64(a_msr) + 1.0) * (np.float64(a_lsr) + 1.0))
         r = np.float32(1.0 / (np.float64(t_dis) * factor[c]))
         r = np.float32(1.0) if t_dis < unit_weight_below else r
-        r_dis[q] = r if keep else np.float32(0.0)
+        r = r if keep else np.float32(0.0)
+        r_dis[q] = r
+        total = np.float32(total + r)
         term[q] = np.float32(value_window[i] - m) if keep else np.float32(0.0)
         count += keep
-    return count
+    return count, total
 
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -165,8 +169,9 @@ def _predict_rows(
                 bounds[p + 1] = n
             for k in range(n_dates):
                 count = 0
+                total = np.float32(0.0)
                 for p in range(n_pairs):
-                    count += _weigh(
+                    kept, total = _weigh(
                         lsr_flat,
                         msr_flat,
                         value_flat,
@@ -184,12 +189,11 @@ def _predict_rows(
                         unit_weight_below,
                         r_dis,
                         term,
+                        total,
                     )
+                    count += kept
                 fsr = np.float32(0.0)
                 if count > 0:
-                    total = np.float32(0.0)
-                    for q in range(n):
-                        total = np.float32(total + r_dis[q])
                     for q in range(n):
                         weight = np.float32(r_dis[q] / total)
                         fsr = np.float32(fsr + np.float32(weight * term[q]))
