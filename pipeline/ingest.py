@@ -682,7 +682,7 @@ def ingest(
     if catalog is not None:
         from pipeline.catalogs.ingest import ingest_catalog  # imports this module's report
 
-        return ingest_catalog(source, cube_path, catalog, chunk=chunk)
+        return ingest_catalog(source, cube_path, catalog, chunk=chunk, overwrite=overwrite)
     started = time.perf_counter()
     if chunk < 1:
         raise ConfigError(f"chunk must be a positive number of pixels, not {chunk}")

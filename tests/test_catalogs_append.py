@@ -27,11 +27,10 @@ SPAN = (dt.datetime(2024, 4, 1, tzinfo=dt.UTC), dt.datetime(2024, 5, 31, tzinfo=
 FIRST_TWO = (SPAN[0], dt.datetime(2024, 4, 30, tzinfo=dt.UTC))
 
 
-@pytest.fixture
-def items(shared_dir: Path, tmp_path: Path) -> tuple[Path, tuple]:
-    """The item file of three dates and the query bbox."""
+def _write_items(shared_dir: Path, folder: Path, seed: int) -> tuple[Path, tuple]:
+    """Three dated copies of the real item on local rasters drawn with ``seed``; the bbox."""
     raw = load_items(shared_dir, "landsat-c2-l2/pc_landsat-c2-l2_4items.json")[0]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     written = []
     for n, day in enumerate(DAYS):
         item = copy.deepcopy(raw)
@@ -39,9 +38,15 @@ def items(shared_dir: Path, tmp_path: Path) -> tuple[Path, tuple]:
         item["properties"]["datetime"] = f"{day}T00:05:00Z"
         arrays = {k: rng.integers(7273, 43636, (48, 48)).astype(np.uint16) for k in KEYS}
         arrays["qa_pixel"] = rng.choice(np.array([21824, 22280], np.uint16), (48, 48))
-        written.append(localize(item, arrays, tmp_path / "rasters"))
+        written.append(localize(item, arrays, folder / "rasters"))
     bbox = window_bbox(written[0], "red", (4, 44), (4, 44))
-    return save_items(written, tmp_path / "items.json"), bbox
+    return save_items(written, folder / "items.json"), bbox
+
+
+@pytest.fixture
+def items(shared_dir: Path, tmp_path: Path) -> tuple[Path, tuple]:
+    """The item file of three dates and the query bbox."""
+    return _write_items(shared_dir, tmp_path, seed=0)
 
 
 def _query(bbox: tuple, dates: tuple | None, fine: bool = True, **more) -> CatalogQuery:
@@ -111,3 +116,24 @@ def test_other_bands_than_the_cube_are_refused_and_nothing_changes(items, tmp_pa
     after = open_cube(cube)
     assert _days(after) == list(DAYS[:2])
     np.testing.assert_array_equal(after.fine.values, before.fine.values)
+
+
+def test_overwrite_rewrites_the_images_in_place(items, shared_dir, tmp_path):
+    """A reprocessed collection: --overwrite replaces the images (and their stamps) in place."""
+    source, bbox = items
+    cube = tmp_path / "cube.zarr"
+    ingest_catalog(source, cube, _query(bbox, SPAN), chunk=16)
+    stamps = open_cube(cube)["fine_revision"].values.copy()
+    reprocessed, _ = _write_items(shared_dir, tmp_path / "v2", seed=1)
+    skipped = ingest_catalog(reprocessed, cube, _query(bbox, SPAN), chunk=16)
+    assert skipped.skipped == tuple(f"fine {d}" for d in DAYS) and skipped.overwritten == ()
+    report = ingest_catalog(reprocessed, cube, _query(bbox, SPAN), chunk=16, overwrite=True)
+    assert report.overwritten == tuple(f"fine {d}" for d in DAYS)
+    assert report.written == () and report.skipped == () and report.n_times == 3
+    reference = tmp_path / "reference.zarr"
+    ingest_catalog(reprocessed, reference, _query(bbox, SPAN), chunk=16)
+    ds, expected = open_cube(cube), open_cube(reference)
+    for name in ("fine", "fine_valid", "fine_observed", "coarse_observed"):
+        np.testing.assert_array_equal(ds[name].values, expected[name].values)
+    assert ds.attrs["fine_valid_fraction"] == expected.attrs["fine_valid_fraction"]
+    assert (ds["fine_revision"].values != stamps).all()

@@ -161,6 +161,7 @@ def ingest_catalog(
     query: CatalogQuery,
     *,
     chunk: int = DEFAULT_CHUNK,
+    overwrite: bool = False,
 ) -> IngestReport:
     """Ingest the fine and coarse catalog items of a region and date range into a cube.
 
@@ -168,7 +169,8 @@ def ingest_catalog(
     An existing cube keeps its grid, native coarse grid, bands and resampling: the items are
     loaded onto them, dates it lacks are appended along ``time``, a sensor's image for a date
     that so far has only the other sensor is region-written into that date, and images it
-    already has are skipped (reported). Everything is checked before anything is written.
+    already has are skipped (reported), or rewritten in place with ``overwrite`` (a reprocessed
+    collection). Everything is checked before anything is written.
 
     Parameters
     ----------
@@ -181,6 +183,8 @@ def ingest_catalog(
         ``crs`` and ``resolution``; ``bands``, when given, must be the cube's).
     chunk
         Spatial chunk size.
+    overwrite
+        Rewrite the images the cube already has for the same sensor and date.
 
     Returns
     -------
@@ -232,20 +236,22 @@ def ingest_catalog(
             var_attrs=var_attrs,
         )
         write_new_cube(ds, cube_path)
-        written, skipped, n_times = sorted(keys), [], len(dates)
+        written, skipped, overwritten, n_times = sorted(keys), [], [], len(dates)
     else:
-        written, skipped, n_times = _update(
-            cube, cube_path, sensors, keys, bands, (geobox, native), chunk
+        written, skipped, overwritten, n_times = _update(
+            cube, cube_path, sensors, keys, bands, (geobox, native), chunk, overwrite
         )
-        stems = [stem for stem in sensors if _sensor(stem) in {s for s, _ in written}]
+        changed = {s for s, _ in written + overwritten}
+        stems = [stem for stem in sensors if _sensor(stem) in changed]
         merge_source_attrs(cube_path, {stem: var_attrs[stem] for stem in stems})
-    flagged = _record_attrs(cube_path, sensors, written, query.flag_below) if written else {}
+    stored = sorted(written + overwritten)
+    flagged = _record_attrs(cube_path, sensors, stored, query.flag_below) if stored else {}
     return IngestReport(
         cube_path=str(cube_path),
         created=cube is None,
         written=tuple(_labels(written)),
         skipped=tuple(_labels(skipped)),
-        overwritten=(),
+        overwritten=tuple(_labels(overwritten)),
         ignored=0,
         n_times=n_times,
         bands=tuple(bands),
@@ -412,28 +418,31 @@ def _update(
     bands: tuple[str, ...],
     grids: tuple[GeoBox, GeoBox | None],
     chunk: int,
-) -> tuple[list, list, int]:
+    overwrite: bool,
+) -> tuple[list, list, list, int]:
     """Region-write the images of dates the cube has and append new dates.
 
-    Returns the written and the skipped (sensor, date) keys and the new length of ``time``.
+    Returns the written, the skipped and the overwritten (sensor, date) keys and the new length
+    of ``time``.
     """
     index = {np.datetime64(t, "D"): i for i, t in enumerate(cube["time"].values)}
     observed = {s: cube[f"{s}_observed"].values for s in SENSORS}
-    skipped = sorted(k for k in keys if k[1] in index and observed[k[0]][index[k[1]]])
-    written = sorted(keys - set(skipped))
+    present = sorted(k for k in keys if k[1] in index and observed[k[0]][index[k[1]]])
+    skipped, overwritten = ([], present) if overwrite else (present, [])
+    written = sorted(keys - set(present))
     in_place: dict[int, list[str]] = {}
-    for sensor, day in written:
+    for sensor, day in written + overwritten:
         if day in index:
             in_place.setdefault(index[day], []).append(sensor)
     for position, names in sorted(in_place.items()):
         day = np.datetime64(cube["time"].values[position], "D")
-        ds = _dataset(sensors, set(written), [day], names, bands, *grids, chunk)
+        ds = _dataset(sensors, set(written + overwritten), [day], names, bands, *grids, chunk)
         write_date(with_cube_attrs(ds, cube), cube_path, position)
     new_dates = sorted({day for _, day in written if day not in index})
     if new_dates:
         ds = _dataset(sensors, set(written), new_dates, SENSORS, bands, *grids, chunk)
         append_dates(with_cube_attrs(ds, cube), cube_path)
-    return written, skipped, len(index) + len(new_dates)
+    return written, skipped, overwritten, len(index) + len(new_dates)
 
 
 def _var_attrs(sensors: dict[str, SensorData]) -> dict[str, dict]:
