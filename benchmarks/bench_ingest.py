@@ -1,0 +1,86 @@
+"""Benchmark ``stfcube ingest`` at scale: wall time and peak memory of a large scene stack.
+
+Usage::
+
+    python3 dev.py bench ingest [--size 10000] [--days 2] [--chunk 512]
+
+Simulates a site first in a child process (COGs + STAC catalog; not timed, and not in this
+process's memory figures), then ingests its catalog into a new
+Zarr cube and reports the ingest's wall time, throughput and peak RSS (sampled, and
+``getrusage``) against the 2 GiB budget: ingest streams scenes chunk by chunk and never holds
+an image, so the peak must not grow with the extent. A second, no-op ingest of the same
+catalog is timed too (the append path's validation and skip). Exit status 1 when the budget is
+exceeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+from bench_simulate import BUDGET_BYTES, START, PeakRss
+
+from pipeline.ingest import ingest
+from pipeline.simulate import simulate_site
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return 0 when the peak memory is within budget."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--chunk", type=int, default=512)
+    args = parser.parse_args(argv)
+
+    scratch = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        site = scratch / "site"
+        print(f"simulating a {args.size}^2 site, {args.days} days (not timed) ...", flush=True)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pool.submit(
+                simulate_site,
+                site,
+                size=args.size,
+                days=args.days,
+                start_date=START,
+                cloud_dates=[START + timedelta(days=args.days - 1)],
+            ).result()
+        source_bytes = sum(p.stat().st_size for p in site.rglob("*.tif"))
+        cube = scratch / "cube.zarr"
+        start = time.perf_counter()
+        with PeakRss() as rss:
+            report = ingest(site, cube, chunk=args.chunk)
+        wall = time.perf_counter() - start
+        start = time.perf_counter()
+        again = ingest(site, cube, chunk=args.chunk)
+        noop = time.perf_counter() - start
+        cube_bytes = sum(p.stat().st_size for p in cube.rglob("*") if p.is_file())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    pixels = args.size**2 * report.n_times * len(report.bands)
+    print(
+        f"scenes           {len(report.written)} written, {report.n_times} dates, "
+        f"{len(report.bands)} bands, coarse_native={report.coarse_native}"
+    )
+    print(f"sources          {source_bytes / 2**30:9.2f} GiB of COGs")
+    print(f"cube             {cube_bytes / 2**30:9.2f} GiB of Zarr (chunk {args.chunk})")
+    print(f"ingest wall time {wall:9.1f} s  ({pixels / wall / 1e6:.1f} Mpixel-bands/s)")
+    print(f"no-op re-ingest  {noop:9.1f} s  ({len(again.skipped)} scenes skipped)")
+    print(f"peak RSS sampled {rss.peak / 2**30:9.2f} GiB")
+    print(f"peak RSS rusage  {maxrss / 2**30:9.2f} GiB")
+    within = max(rss.peak, maxrss) < BUDGET_BYTES
+    print(f"below 2 GiB      {'yes' if within else 'NO'}")
+    return 0 if within else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
