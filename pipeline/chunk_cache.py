@@ -8,7 +8,8 @@ share this cache, so a chunk is decoded about once while its neighbourhood is be
 
 Bounded in bytes (:data:`DEFAULT_MAX_BYTES`, or ``STFCUBE_CHUNK_CACHE_MB``; 0 disables it), so
 memory stays independent of the image extent. Entries are keyed by a *run token*: a new fusion run
-(which may read a cube rewritten in between) never sees another run's chunks.
+(which may read a cube rewritten in between) never sees another run's chunks, and a run's entries
+are released when its batch of tiles is done.
 """
 
 from __future__ import annotations
@@ -90,6 +91,14 @@ class DecodedChunkCache:
                     self.nbytes -= evicted.nbytes
         return block
 
+    def release(self, run: str) -> None:
+        """Drop the chunks and array handles of ``run`` (its tiles are done)."""
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == run]:
+                self.nbytes -= self._entries.pop(key).nbytes
+            for key in [k for k in self._arrays if k[0] == run]:
+                del self._arrays[key]
+
     def window(
         self, run: str, array: zarr.Array, time_indices: Sequence[int], rows: slice, cols: slice
     ) -> np.ndarray:
@@ -125,6 +134,11 @@ def _budget() -> int:
 
 #: The cache shared by the tile tasks of this process.
 CHUNKS = DecodedChunkCache(_budget())
+
+
+def release_run(run: str) -> None:
+    """Free this process's cached chunks of ``run`` (called when a batch of tiles is done)."""
+    CHUNKS.release(run)
 
 
 def read_halo_block(

@@ -42,7 +42,7 @@ import xarray as xr
 import zarr
 
 import pipeline
-from pipeline.chunk_cache import read_halo_block
+from pipeline.chunk_cache import read_halo_block, release_run
 from pipeline.cluster import ClusterSpec, dask_client
 from pipeline.cube import open_store, validate_cube, write_grid
 from pipeline.errors import ConfigError, OutputError
@@ -631,7 +631,12 @@ def run_fusion(
         if progress is not None:
             progress(finished, len(pending))
 
-    _run_tasks(pending, client, workers, on_done)
+    try:
+        _run_tasks(pending, client, workers, on_done)
+    finally:
+        release_run(setup.run)  # this process: local pool, thread workers
+    if client is not None:
+        client.run(release_run, setup.run)  # worker processes
     if region is None and dates is None:
         zarr.open_group(str(setup.out_path), mode="r+").attrs["complete"] = True
     by_index = {i: t for t, i in setup.cube_index.items()}

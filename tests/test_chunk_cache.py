@@ -80,3 +80,30 @@ def test_zero_budget_reads_directly(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     got = read_halo_block("r", str(path), "fine", [1, 0], tile, 12, (45, 38), np.nan)
     np.testing.assert_array_equal(got, _direct(path, "fine", [1, 0], tile, 12, np.nan))
     assert chunk_cache.CHUNKS.nbytes == 0 and chunk_cache.CHUNKS.hits == 0
+
+
+def test_release_frees_only_that_run(tmp_path: Path) -> None:
+    path = _store(tmp_path / "cube.zarr")
+    array = zarr.open_group(str(path), mode="r")["valid"]
+    cache = DecodedChunkCache(max_bytes=2**20)
+    for run in ("a", "b"):
+        cache.chunk(run, array, 0, 0, 0)
+        cache.array(run, str(path), "valid")
+    cache.release("a")
+    assert cache.nbytes == 16 * 12
+    cache.chunk("b", array, 0, 0, 0)
+    assert cache.hits == 1  # run b kept its chunk
+
+
+def test_a_finished_fusion_run_leaves_no_chunks_behind(tmp_path: Path) -> None:
+    from cube_factory import block_mean, synthetic_scene, write_cube
+    from pipeline.fuse import fuse
+
+    days = ["2024-05-01", "2024-05-03"]
+    truth = synthetic_scene((48, 48), 1, days, seed=2)
+    cube = write_cube(tmp_path / "c.zarr", {days[0]: truth[days[0]]}, block_mean(truth, 8))
+    cached, misses = chunk_cache.CHUNKS.nbytes, chunk_cache.CHUNKS.misses
+    report = fuse(cube, tmp_path / "f.zarr", tile=16, params={"max_search_distance": 300.0})
+    assert report.tiles_computed == 9
+    assert chunk_cache.CHUNKS.misses > misses  # the tiles read through the cache ...
+    assert chunk_cache.CHUNKS.nbytes == cached  # ... and the run's chunks were released
