@@ -3,8 +3,10 @@
 The schema is fixed in ``docs/design.md`` ("The cube"). In short, one Zarr v3 store with
 ``fine``/``coarse`` (time, band, y, x) float32 values in common units, ``fine_valid``/
 ``coarse_valid`` (time, y, x) bool, optionally ``coarse_native``/``coarse_native_valid`` on the
-native coarse grid, a union ``time`` axis with ``fine_observed``/``coarse_observed`` flags and
-``fine_revision``/``coarse_revision`` stamps, and a rioxarray ``spatial_ref``.
+native coarse grid, a union ``time`` axis with ``fine_observed``/``coarse_observed`` flags,
+``fine_revision``/``coarse_revision`` stamps and ``fine_valid_fraction``/``coarse_valid_fraction``
+(share of valid pixels, computed as the images are written, so planning never re-reads masks),
+and a rioxarray ``spatial_ref``.
 
 Revision stamps: every write of a sensor's image at a date gives that (sensor, date) a fresh
 random int64 stamp (0 = never written). The fusion engine records the stamps of the images each
@@ -252,6 +254,8 @@ def build_dataset(
         values, valid = _stack(stem_layers, chunk)
         data_vars[stem] = xr.Variable(dims, values, (var_attrs or {}).get(stem, {}))
         data_vars[f"{stem}_valid"] = xr.Variable(valid_dims, valid)
+        if stem in SENSORS:
+            coords[f"{stem}_valid_fraction"] = ("time", valid.mean(axis=(1, 2), dtype=np.float64))
     if native is not None:
         coords["y_coarse"] = native.y_coords()
         coords["x_coarse"] = native.x_coords()
@@ -265,9 +269,15 @@ def revision_stamps(written: Sequence[bool]) -> np.ndarray:
     return np.where(np.asarray(written, dtype=bool), stamp, 0).astype(np.int64)
 
 
+#: Per-date bookkeeping coordinates that cubes written by earlier versions may lack.
+_OPTIONAL_KINDS = ("revision", "valid_fraction")
+
+
 def sensor_variables(sensors: Iterable[str]) -> list[str]:
-    """The per-date bookkeeping coordinates of ``sensors`` (observed flags, revision stamps)."""
-    return [f"{sensor}_{kind}" for sensor in sensors for kind in ("observed", "revision")]
+    """The per-date bookkeeping coordinates of ``sensors`` (observed flags, revision stamps,
+    valid fractions)."""
+    kinds = ("observed", *_OPTIONAL_KINDS)
+    return [f"{sensor}_{kind}" for sensor in sensors for kind in kinds]
 
 
 def write_grid(ds: xr.Dataset, crs: object, transform: object) -> xr.Dataset:
@@ -316,10 +326,11 @@ def write_new_cube(ds: xr.Dataset, path: str | Path) -> None:
 
 def _time_only(ds: xr.Dataset, path: str | Path) -> xr.Dataset:
     """Drop every variable without a time dimension (they are already in the store), and the
-    revision stamps when the store predates them."""
+    bookkeeping coordinates the store predates (revision stamps, valid fractions)."""
     stored = set(zarr.open_group(str(path), mode="r").array_keys())
+    optional = {f"{sensor}_{kind}" for sensor in SENSORS for kind in _OPTIONAL_KINDS}
     dropped = [n for n, v in ds.variables.items() if "time" not in v.dims]
-    dropped += [n for n in ds.variables if n.endswith("_revision") and n not in stored]
+    dropped += [n for n in ds.variables if n in optional and n not in stored]
     return ds.drop_vars(dropped)
 
 

@@ -179,9 +179,12 @@ def plan_fusion(
     coarse_obs = np.asarray(cube["coarse_observed"].values, dtype=bool)
     fine_obs = np.asarray(cube["fine_observed"].values, dtype=bool)
     candidates = np.flatnonzero(fine_obs & coarse_obs)
-    fractions = (
-        dask.compute(*[cube["fine_valid"][i].mean() for i in candidates]) if len(candidates) else []
-    )
+    if "fine_valid_fraction" in cube.variables:  # recorded at ingest
+        fractions = np.asarray(cube["fine_valid_fraction"].values, dtype=float)[candidates]
+    elif len(candidates):  # a cube written before fractions were recorded
+        fractions = dask.compute(*[cube["fine_valid"][i].mean() for i in candidates])
+    else:
+        fractions = []
     valid_fraction = {times[i]: float(f) for i, f in zip(candidates, fractions, strict=True)}
     usable = {t for t, f in valid_fraction.items() if f >= min_pair_valid_fraction}
     skipped = tuple(sorted(t for t, f in valid_fraction.items() if f < min_pair_valid_fraction))

@@ -613,7 +613,8 @@ def _dataset(
         attrs=attrs,
         var_attrs=var_attrs,
     )
-    return ds.drop_vars(sensor_variables(s for s in ("fine", "coarse") if s not in sensors))
+    unwritten = sensor_variables(s for s in ("fine", "coarse") if s not in sensors)
+    return ds.drop_vars(unwritten, errors="ignore")  # fractions exist only for written layers
 
 
 def _key_label(key: tuple[str, np.datetime64]) -> str:

@@ -351,3 +351,38 @@ def test_gpu_device_equals_cpu(small_cube: Path, tmp_path: Path) -> None:
             xr.open_zarr(tmp_path / "cpu.zarr", consolidated=False)[variable].values,
             xr.open_zarr(tmp_path / "gpu.zarr", consolidated=False)[variable].values,
         )
+
+
+def test_planning_uses_the_recorded_valid_fractions(
+    small_cube: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pair valid shares come from the cube's ``fine_valid_fraction``; older cubes compute them."""
+    import shutil
+
+    import pipeline.fuse
+    from pipeline.fuse import open_cube_raw, plan_fusion
+    from pipeline.methods import get_method
+
+    method = get_method("starfm")
+    kwargs = dict(
+        method=method,
+        params=method.make_params(SMALL),
+        dates=None,
+        pairs="nearest",
+        min_pair_valid_fraction=0.5,
+    )
+    recorded = plan_fusion(open_cube_raw(small_cube), small_cube, **kwargs)
+    older = tmp_path / "older.zarr"
+    shutil.copytree(small_cube, older)
+    shutil.rmtree(older / "fine_valid_fraction")
+    computed = plan_fusion(open_cube_raw(older), older, **kwargs)
+    assert recorded.pair_valid_fraction == pytest.approx(computed.pair_valid_fraction, rel=1e-12)
+    assert recorded.groups == computed.groups
+    cloudy = recorded.pair_valid_fraction[np.datetime64("2024-05-09", "ns")]
+    assert cloudy == pytest.approx(1 - 30 * 40 / (130 * 150))
+
+    def no_compute(*args: object, **kw: object) -> None:
+        raise AssertionError("planning read the masks")
+
+    monkeypatch.setattr(pipeline.fuse.dask, "compute", no_compute)
+    assert plan_fusion(open_cube_raw(small_cube), small_cube, **kwargs).groups == recorded.groups

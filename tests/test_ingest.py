@@ -288,6 +288,10 @@ def test_append_region_write_noop_and_overwrite(tmp_path: Path):
     ds = open_cube(cube_path)
     rewritten = [a != b for a, b in zip(ds["fine_revision"].values, fine_stamps, strict=True)]
     assert rewritten[0] and ds["coarse_revision"].values.tolist() == coarse_stamps
+    # valid fractions are recorded with every write (new cube, region write, append, overwrite)
+    for sensor in ("fine", "coarse"):
+        shares = ds[f"{sensor}_valid"].mean(("y", "x")).values
+        np.testing.assert_allclose(ds[f"{sensor}_valid_fraction"].values, shares, rtol=1e-12)
     raw = fine_image(7).astype(np.float32)
     valid = ds["fine_valid"][0].values
     np.testing.assert_array_equal(ds["fine"][0].values[:, valid], raw[:, valid])

@@ -407,7 +407,8 @@ def _dataset(
         attrs=attrs,
         var_attrs=var_attrs,
     )
-    return ds.drop_vars(sensor_variables(s for s in SENSORS if s not in names))
+    unwritten = sensor_variables(s for s in SENSORS if s not in names)
+    return ds.drop_vars(unwritten, errors="ignore")  # fractions exist only for written layers
 
 
 def _update(
@@ -493,11 +494,11 @@ def _record_attrs(
     attrs: dict = {}
     for sensor in SENSORS:
         days = sorted(day for s, day in written if s == sensor)
-        fractions = (
-            ds[f"{sensor}_valid"].isel(time=[index[d] for d in days]).mean(("y", "x")).values
-            if days
-            else []
+        recorded = f"{sensor}_valid_fraction"  # absent from cubes of earlier versions
+        shares = (
+            ds[recorded] if recorded in ds.variables else ds[f"{sensor}_valid"].mean(("y", "x"))
         )
+        fractions = shares.isel(time=[index[d] for d in days]).values if days else []
         attrs[f"{sensor}_items"] = {
             **group.attrs.get(f"{sensor}_items", {}),
             **{str(d): list(sensors[sensor].items[d]) for d in days},
