@@ -460,14 +460,45 @@ def _pending_tasks(out_path: Path, tasks: list[TileTask]) -> list[TileTask]:
     return [t for t in tasks if not all(done[i, t.tile.ty, t.tile.tx] for i in t.out_index)]
 
 
+def spatial_shares(tasks: Sequence[TileTask], parts: int) -> list[list[TileTask]]:
+    """Split tile tasks into ``parts`` bands of consecutive tile rows, row-major inside each.
+
+    A worker that runs one band left to right finds most of each tile's halo chunks already
+    decoded in its process's cache (:mod:`pipeline.chunk_cache`), where round-robin placement
+    would hand neighbouring tiles to different processes. Bands get equal task counts (±1).
+    """
+    ordered = sorted(tasks, key=lambda t: (t.tile.ty, t.tile.tx, t.out_index))
+    size, extra = divmod(len(ordered), max(1, parts))
+    shares, start = [], 0
+    for part in range(max(1, parts)):
+        stop = start + size + (part < extra)
+        shares.append(ordered[start:stop])
+        start = stop
+    return [share for share in shares if share]
+
+
 def _run_tasks(
     tasks: list[TileTask], client: Any, workers: int, on_done: Callable[[str], None]
 ) -> None:
-    """Run tile tasks on a distributed client, or on a local thread pool when ``client`` is None."""
+    """Run tile tasks on a distributed client, or on a local thread pool when ``client`` is None.
+
+    On a client, each worker is given a band of tiles (:func:`spatial_shares`) as a loose
+    restriction: it prefers them, and idle or new workers still steal, so balance is kept.
+    """
     if client is not None:
         from distributed import as_completed as dask_as_completed
 
-        futures = client.map(run_tile, tasks, pure=False)
+        addresses = sorted(client.nthreads())
+        futures = []
+        if len(addresses) > 1:
+            for address, share in zip(
+                addresses, spatial_shares(tasks, len(addresses)), strict=False
+            ):
+                futures += client.map(
+                    run_tile, share, pure=False, workers=[address], allow_other_workers=True
+                )
+        else:
+            futures = client.map(run_tile, tasks, pure=False)
         for future in dask_as_completed(futures):
             on_done(future.result())
         return

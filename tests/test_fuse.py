@@ -99,8 +99,8 @@ def test_distributed_cluster_matches_thread_pool(small_cube: Path, tmp_path: Pat
 
     local = fuse(small_cube, tmp_path / "a.zarr", tile=64, params=SMALL, local_threads=1)
     with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+        LocalCluster(  # two workers: each is given a band of tiles (spatial_shares)
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -386,3 +386,23 @@ def test_planning_uses_the_recorded_valid_fractions(
 
     monkeypatch.setattr(pipeline.fuse.dask, "compute", no_compute)
     assert plan_fusion(open_cube_raw(small_cube), small_cube, **kwargs).groups == recorded.groups
+
+
+def test_spatial_shares_are_balanced_bands_of_tile_rows() -> None:
+    from pipeline.fuse import TileTask, spatial_shares
+    from pipeline.tiling import tile_grid
+
+    def task(tile, out: int) -> TileTask:
+        return TileTask(
+            "c", "o", "starfm", None, {}, (0,), (1,), (out,), tile, 10, (70, 50), "cpu", 1, "r"
+        )
+
+    tiles = tile_grid((70, 50), 16)  # 5 x 4 tiles
+    tasks = [task(t, out) for out in (1, 0) for t in reversed(tiles)]  # 40, scrambled
+    shares = spatial_shares(tasks, 3)
+    assert [len(s) for s in shares] == [14, 13, 13]
+    flat = [t for share in shares for t in share]
+    assert sorted(map(id, flat)) == sorted(map(id, tasks))  # a partition
+    keys = [(t.tile.ty, t.tile.tx, t.out_index) for t in flat]
+    assert keys == sorted(keys)  # consecutive bands, row-major inside each
+    assert spatial_shares(tasks[:2], 5) == [[tasks[1]], [tasks[0]]]  # no empty shares
