@@ -137,7 +137,13 @@ CHUNKS = DecodedChunkCache(_budget())
 
 
 def release_run(run: str) -> None:
-    """Free this process's cached chunks of ``run`` (called when a batch of tiles is done)."""
+    """Free this process's cached chunks of ``run`` (called when a batch of tiles is done).
+
+    Parameters
+    ----------
+    run
+        The fusion run's token (:attr:`pipeline.fuse.FusionSetup.run`).
+    """
     CHUNKS.release(run)
 
 

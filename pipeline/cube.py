@@ -264,7 +264,18 @@ def build_dataset(
 
 
 def revision_stamps(written: Sequence[bool]) -> np.ndarray:
-    """One fresh random stamp (int64, > 0) on the written dates, 0 on the others."""
+    """One fresh random stamp (int64, > 0) on the written dates, 0 on the others.
+
+    Parameters
+    ----------
+    written
+        Per date of a write, whether the sensor's image is written.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 stamps, one per date.
+    """
     stamp = secrets.randbits(62) + 1
     return np.where(np.asarray(written, dtype=bool), stamp, 0).astype(np.int64)
 
@@ -275,7 +286,18 @@ _OPTIONAL_KINDS = ("revision", "valid_fraction")
 
 def sensor_variables(sensors: Iterable[str]) -> list[str]:
     """The per-date bookkeeping coordinates of ``sensors`` (observed flags, revision stamps,
-    valid fractions)."""
+    valid fractions).
+
+    Parameters
+    ----------
+    sensors
+        Sensor names (``"fine"``, ``"coarse"``).
+
+    Returns
+    -------
+    list of str
+        Coordinate names, e.g. ``fine_observed``, ``fine_revision``, ``fine_valid_fraction``.
+    """
     kinds = ("observed", *_OPTIONAL_KINDS)
     return [f"{sensor}_{kind}" for sensor in sensors for kind in kinds]
 

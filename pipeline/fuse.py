@@ -291,6 +291,18 @@ def input_revisions(cube: xr.Dataset, groups: Iterable[PairGroup]) -> dict[str, 
     The fine and coarse stamps of each pair date in order, then the day's coarse stamp; 0 where
     the cube has no stamps (see :mod:`pipeline.cube`). A prediction is out of date when these
     differ from the ones recorded when it was computed.
+
+    Parameters
+    ----------
+    cube
+        The cube (as stored).
+    groups
+        The pair groups of the plan.
+
+    Returns
+    -------
+    dict
+        ``YYYY-MM-DD`` -> stamps, for every prediction date of ``groups``.
     """
 
     def stamps(name: str) -> dict[np.datetime64, int]:
@@ -466,6 +478,18 @@ def spatial_shares(tasks: Sequence[TileTask], parts: int) -> list[list[TileTask]
     A worker that runs one band left to right finds most of each tile's halo chunks already
     decoded in its process's cache (:mod:`pipeline.chunk_cache`), where round-robin placement
     would hand neighbouring tiles to different processes. Bands get equal task counts (±1).
+
+    Parameters
+    ----------
+    tasks
+        The tile tasks of a batch, in any order.
+    parts
+        Number of bands (the workers).
+
+    Returns
+    -------
+    list of list of TileTask
+        At most ``parts`` non-empty bands; together they hold every task once.
     """
     ordered = sorted(tasks, key=lambda t: (t.tile.ty, t.tile.tx, t.out_index))
     size, extra = divmod(len(ordered), max(1, parts))
