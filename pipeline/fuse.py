@@ -472,12 +472,20 @@ def _pending_tasks(out_path: Path, tasks: list[TileTask]) -> list[TileTask]:
     return [t for t in tasks if not all(done[i, t.tile.ty, t.tile.tx] for i in t.out_index)]
 
 
-def spatial_shares(tasks: Sequence[TileTask], parts: int) -> list[list[TileTask]]:
-    """Split tile tasks into ``parts`` bands of consecutive tile rows, row-major inside each.
+#: Tile columns of a strip: inside a band, tiles run strip by strip, row-major in each strip.
+STRIP_TILES = 8
 
-    A worker that runs one band left to right finds most of each tile's halo chunks already
-    decoded in its process's cache (:mod:`pipeline.chunk_cache`), where round-robin placement
-    would hand neighbouring tiles to different processes. Bands get equal task counts (±1).
+
+def spatial_shares(tasks: Sequence[TileTask], parts: int) -> list[list[TileTask]]:
+    """Split tile tasks into ``parts`` bands of consecutive tile rows, in an order that reuses
+    decoded chunks.
+
+    A tile plus halo shares chunks with its eight neighbours. A worker that runs one band finds
+    most of them already decoded in its process's cache (:mod:`pipeline.chunk_cache`), where
+    round-robin placement would hand neighbouring tiles to different processes. Inside a band,
+    tiles run in strips of :data:`STRIP_TILES` columns, row-major in each strip: the row above
+    is then still cached, as the cache holds a strip's row of chunks, not a continent's. Bands
+    get equal task counts (±1).
 
     Parameters
     ----------
@@ -498,7 +506,12 @@ def spatial_shares(tasks: Sequence[TileTask], parts: int) -> list[list[TileTask]
         stop = start + size + (part < extra)
         shares.append(ordered[start:stop])
         start = stop
-    return [share for share in shares if share]
+    return [sorted(share, key=_strip_order) for share in shares if share]
+
+
+def _strip_order(task: TileTask) -> tuple:
+    tile = task.tile
+    return (tile.tx // STRIP_TILES, tile.ty, tile.tx, task.out_index)
 
 
 def _run_tasks(
@@ -509,25 +522,25 @@ def _run_tasks(
     On a client, each worker is given a band of tiles (:func:`spatial_shares`) as a loose
     restriction: it prefers them, and idle or new workers still steal, so balance is kept.
     """
+    addresses = sorted(client.nthreads()) if client is not None else []
+    shares = spatial_shares(tasks, max(1, len(addresses)))
     if client is not None:
         from distributed import as_completed as dask_as_completed
 
-        addresses = sorted(client.nthreads())
         futures = []
         if len(addresses) > 1:
-            for address, share in zip(
-                addresses, spatial_shares(tasks, len(addresses)), strict=False
-            ):
+            for address, share in zip(addresses, shares, strict=False):
                 futures += client.map(
                     run_tile, share, pure=False, workers=[address], allow_other_workers=True
                 )
         else:
-            futures = client.map(run_tile, tasks, pure=False)
+            futures = client.map(run_tile, [t for share in shares for t in share], pure=False)
         for future in dask_as_completed(futures):
             on_done(future.result())
         return
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for future in as_completed([pool.submit(run_tile, t) for t in tasks]):
+        ordered = [t for share in shares for t in share]
+        for future in as_completed([pool.submit(run_tile, t) for t in ordered]):
             on_done(future.result())
 
 

@@ -107,3 +107,34 @@ def test_a_finished_fusion_run_leaves_no_chunks_behind(tmp_path: Path) -> None:
     assert report.tiles_computed == 9
     assert chunk_cache.CHUNKS.misses > misses  # the tiles read through the cache ...
     assert chunk_cache.CHUNKS.nbytes == cached  # ... and the run's chunks were released
+
+
+def test_strip_order_reuses_decoded_chunks_on_wide_images(tmp_path: Path) -> None:
+    """Tiles in strips (``spatial_shares``) decode each chunk ~once with a cache far smaller than an
+    image row of chunks; row-major order decodes every chunk row three times."""
+    from pipeline.fuse import STRIP_TILES, TileTask, spatial_shares
+
+    shape, tile_size, halo = (32, 320), 8, 2  # 4 x 40 tiles, one 8 x 8 chunk each
+    group = zarr.open_group(str(tmp_path / "wide.zarr"), mode="w")
+    array = group.create_array("fine", shape=(1, 1, *shape), chunks=(1, 1, 8, 8), dtype="float32")
+    array[...] = 1.0
+    tasks = [
+        TileTask("c", "o", "starfm", None, {}, (0,), (0,), (0,), t, halo, shape, "cpu", 1, "r")
+        for t in tile_grid(shape, tile_size)
+    ]
+    chunk_bytes = 8 * 8 * 4
+    budget = (STRIP_TILES + 2) * 3 * chunk_bytes + chunk_bytes  # a strip's 3 chunk rows, not 40
+
+    def misses(order: list) -> int:
+        cache = DecodedChunkCache(max_bytes=budget)
+        for task in order:
+            rows, cols, _ = halo_window(task.tile, halo, shape)
+            cache.window("r", array, [0], rows, cols)
+        return cache.misses
+
+    unique = 4 * 40
+    row_major = misses(sorted(tasks, key=lambda t: (t.tile.ty, t.tile.tx)))
+    (strips,) = spatial_shares(tasks, 1)
+    in_strips = misses(strips)
+    assert in_strips < 0.6 * row_major
+    assert in_strips <= 1.4 * unique
