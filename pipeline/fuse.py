@@ -706,8 +706,8 @@ def run_fusion(
         _run_tasks(pending, client, workers, on_done)
     finally:
         release_run(setup.run)  # this process: local pool, thread workers
-    if client is not None:
-        client.run(release_run, setup.run)  # worker processes
+    if client is not None:  # worker processes; a worker that is gone took its cache with it
+        client.run(release_run, setup.run, on_error="ignore")
     if region is None and dates is None:
         zarr.open_group(str(setup.out_path), mode="r+").attrs["complete"] = True
     by_index = {i: t for t, i in setup.cube_index.items()}
