@@ -94,6 +94,8 @@ class Plan:
     n_groups: int
     n_dates: int
     batches: tuple[Batch, ...]
+    statistics_bytes: int
+    """Bytes the run's global statistics read once, before any batch (every pair image, whole)."""
 
     @property
     def tasks(self) -> int:
@@ -102,8 +104,8 @@ class Plan:
 
     @property
     def bytes_read(self) -> int:
-        """Bytes read over all batches (uncompressed)."""
-        return sum(b.bytes_read for b in self.batches)
+        """Bytes read by the run: global statistics once, then every batch (uncompressed)."""
+        return self.statistics_bytes + sum(b.bytes_read for b in self.batches)
 
     @property
     def bytes_written(self) -> int:
@@ -186,25 +188,21 @@ def batch_cost(
     bands: int,
     tile: int,
     window: int,
-    n_pair_candidates: int,
 ) -> tuple[int, int, int, float]:
     """Tasks, bytes read, bytes written and kernel candidates of one batch.
 
-    The model follows the engine (:mod:`pipeline.fuse`): per batch, the valid share of every
-    candidate pair image (1 byte/pixel over the whole image) and each group's global statistics
-    (its pair images, float32 bands + validity, whole image); per tile task, the halo-extended
-    tile of the pairs' fine and coarse images and of each prediction date's coarse image
-    (float32 bands + 1-byte validity each); per predicted pixel and band, a float32 value and a
-    uint16 quality. Sizes are uncompressed.
+    The model follows the engine (:mod:`pipeline.fuse`): per tile task, the halo-extended tile of
+    the pairs' fine and coarse images and of each prediction date's coarse image (float32 bands +
+    1-byte validity each); per predicted pixel and band, a float32 value and a uint16 quality.
+    Sizes are uncompressed. The global statistics are read once per run, not per batch
+    (:attr:`Plan.statistics_bytes`); the pairs' valid shares are recorded in the cube at ingest.
     """
     rows, cols = shape
     r0, r1, c0, c1 = region
     tiles = (-(-(r1 - r0) // tile)) * (-(-(c1 - c0) // tile))
     halo = window // 2
     extended = _halo_extent(r0, r1, tile, halo, rows) * _halo_extent(c0, c1, tile, halo, cols)
-    image_bytes = rows * cols * (4 * bands + 1)
-    pair_dates = {p for g in groups for p in g.pair_dates}
-    read = rows * cols * n_pair_candidates + len(pair_dates) * image_bytes
+    read = 0
     written = 0
     candidates = 0.0
     pixels = (r1 - r0) * (c1 - c0)
@@ -231,7 +229,6 @@ def plan_batches(
     tile: int,
     window: int = 50,
     max_tasks_per_batch: int = 20_000,
-    n_pair_candidates: int | None = None,
 ) -> Plan:
     """Cut a fusion run into batches of at most ``max_tasks_per_batch`` tile tasks.
 
@@ -253,8 +250,6 @@ def plan_batches(
         Search window edge in pixels.
     max_tasks_per_batch
         Bound on tile tasks per batch.
-    n_pair_candidates
-        Fine+coarse dates whose valid share the engine checks (default: the pairs used).
 
     Returns
     -------
@@ -266,8 +261,6 @@ def plan_batches(
     n_tiles = (-(-rows // tile)) * (-(-cols // tile))
     groups_per_batch = max(1, min(len(groups), max_tasks_per_batch // n_tiles))
     blocks = spatial_blocks(shape, tile, max(1, max_tasks_per_batch // groups_per_batch))
-    if n_pair_candidates is None:
-        n_pair_candidates = len({p for g in groups for p in g.pair_dates})
     batches = []
     for run in group_runs(groups, groups_per_batch):
         dates = tuple(sorted(str(np.datetime64(d, "D")) for g in run for d in g.predict_dates))
@@ -279,7 +272,6 @@ def plan_batches(
                 bands=bands,
                 tile=tile,
                 window=window,
-                n_pair_candidates=n_pair_candidates,
             )
             batches.append(
                 Batch(
@@ -294,8 +286,18 @@ def plan_batches(
                 )
             )
     n_dates = sum(len(g.predict_dates) for g in groups)
+    pair_dates = {p for g in groups for p in g.pair_dates}
+    statistics = len(pair_dates) * rows * cols * (4 * bands + 1)
     return Plan(
-        shape, bands, tile, window, max_tasks_per_batch, len(groups), n_dates, tuple(batches)
+        shape,
+        bands,
+        tile,
+        window,
+        max_tasks_per_batch,
+        len(groups),
+        n_dates,
+        tuple(batches),
+        statistics,
     )
 
 

@@ -83,7 +83,7 @@ def test_conus_plan_costs(conus_plan: Plan) -> None:
     assert core_hours == pytest.approx(conus_plan.candidates / speed / 3600)
     assert 1e4 < core_hours < 5e4
     assert conus_plan.hours("starfm-usda-c", "cpu") / core_hours == pytest.approx(speed / 0.26e9)
-    assert conus_plan.bytes_read > written  # halo reads + global statistics per batch
+    assert conus_plan.bytes_read > written  # halo-extended tiles of pairs and dates + statistics
     with pytest.raises(ConfigError, match="no throughput figure"):
         conus_plan.hours("fsdaf", "cpu")
 
@@ -103,21 +103,23 @@ def test_small_image_gets_whole_image_batches() -> None:
     groups = [PairGroup((day("2024-05-01"),), (day("2024-05-02"), day("2024-05-03")))] * 5
     plan = plan_batches((100, 100), groups, bands=2, tile=50, max_tasks_per_batch=8)
     assert [len(b.dates) for b in plan.batches] == [4, 4, 2]  # 2 groups x 4 tiles per batch
+    # the global statistics read the one pair image once per run, not once per batch
+    assert plan.statistics_bytes == 100 * 100 * (4 * 2 + 1)
+    assert plan.bytes_read == plan.statistics_bytes + sum(b.bytes_read for b in plan.batches)
     assert all(b.whole_image and b.fuse_kwargs()["region"] is None for b in plan.batches)
 
 
 def test_batch_cost_by_hand() -> None:
     group = PairGroup((day("2024-05-01"),), (day("2024-05-02"), day("2024-05-03")))
     tasks, read, written, candidates = batch_cost(
-        (64, 64), (0, 32, 0, 64), [group], bands=1, tile=32, window=4, n_pair_candidates=1
+        (64, 64), (0, 32, 0, 64), [group], bands=1, tile=32, window=4
     )
     assert tasks == 2
     assert written == 32 * 64 * 1 * 6 * 2
     assert candidates == 32 * 64 * 1 * 1 * 16 * 2
     # halo 2: rows 0:34 (top tile clipped at the edge); columns 0:34 and 30:64 -> 34 x 68.
     extended = 34 * 68
-    statistics = 64 * 64 * 1 + 1 * 64 * 64 * (4 + 1)  # valid-share check + pair image
-    assert read == statistics + extended * (2 + 2) * (4 + 1)
+    assert read == extended * (2 + 2) * (4 + 1)  # 1 pair (fine + coarse) + 2 dates' coarse
 
 
 def test_calendar_groups_follow_the_engine_pair_rule() -> None:
