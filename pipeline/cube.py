@@ -218,6 +218,9 @@ def build_dataset(
         sensor has no image).
     observed
         ``{"fine": [...], "coarse": [...]}``: whether each date has an image of that sensor.
+        Only the sensors in ``layers`` get their per-date coordinates (``*_observed``,
+        ``*_revision``, ``*_valid_fraction``), so a region write of one sensor leaves the
+        other's as they are in the store.
     grid
         The fine grid (coordinates and ``spatial_ref``).
     band_names
@@ -239,11 +242,11 @@ def build_dataset(
         "band": np.asarray(list(band_names), dtype=object),
         "y": grid.y_coords(),
         "x": grid.x_coords(),
-        "fine_observed": ("time", np.asarray(observed["fine"], dtype=bool)),
-        "coarse_observed": ("time", np.asarray(observed["coarse"], dtype=bool)),
-        "fine_revision": ("time", revision_stamps(observed["fine"])),
-        "coarse_revision": ("time", revision_stamps(observed["coarse"])),
     }
+    for sensor in SENSORS:
+        if sensor in layers:
+            coords[f"{sensor}_observed"] = ("time", np.asarray(observed[sensor], dtype=bool))
+            coords[f"{sensor}_revision"] = ("time", revision_stamps(observed[sensor]))
     data_vars = {}
     for stem, stem_layers in layers.items():
         dims, valid_dims = (
@@ -278,28 +281,6 @@ def revision_stamps(written: Sequence[bool]) -> np.ndarray:
     """
     stamp = secrets.randbits(62) + 1
     return np.where(np.asarray(written, dtype=bool), stamp, 0).astype(np.int64)
-
-
-#: Per-date bookkeeping coordinates that cubes written by earlier versions may lack.
-_OPTIONAL_KINDS = ("revision", "valid_fraction")
-
-
-def sensor_variables(sensors: Iterable[str]) -> list[str]:
-    """The per-date bookkeeping coordinates of ``sensors`` (observed flags, revision stamps,
-    valid fractions).
-
-    Parameters
-    ----------
-    sensors
-        Sensor names (``"fine"``, ``"coarse"``).
-
-    Returns
-    -------
-    list of str
-        Coordinate names, e.g. ``fine_observed``, ``fine_revision``, ``fine_valid_fraction``.
-    """
-    kinds = ("observed", *_OPTIONAL_KINDS)
-    return [f"{sensor}_{kind}" for sensor in sensors for kind in kinds]
 
 
 def write_grid(ds: xr.Dataset, crs: object, transform: object) -> xr.Dataset:
@@ -344,6 +325,10 @@ def write_new_cube(ds: xr.Dataset, path: str | Path) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+#: Per-date bookkeeping coordinates that cubes written by earlier versions may lack.
+_OPTIONAL_KINDS = ("revision", "valid_fraction")
 
 
 def _time_only(ds: xr.Dataset, path: str | Path) -> xr.Dataset:

@@ -51,7 +51,6 @@ from pipeline.cube import (
     merge_source_attrs,
     native_cube_grid,
     open_store,
-    sensor_variables,
     summarise,
     validate_cube,
     write_date,
@@ -602,7 +601,7 @@ def _dataset(
     var_attrs: dict | None = None,
 ) -> xr.Dataset:
     observed = {s: [(s, d) in by_key for d in dates] for s in ("fine", "coarse")}
-    ds = build_dataset(
+    return build_dataset(
         dates,
         _layers_for(dates, by_key, sensors, plan, chunk, resampling),
         observed,
@@ -613,8 +612,6 @@ def _dataset(
         attrs=attrs,
         var_attrs=var_attrs,
     )
-    unwritten = sensor_variables(s for s in ("fine", "coarse") if s not in sensors)
-    return ds.drop_vars(unwritten, errors="ignore")  # fractions exist only for written layers
 
 
 def _key_label(key: tuple[str, np.datetime64]) -> str:

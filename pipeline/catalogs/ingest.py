@@ -61,7 +61,6 @@ from pipeline.cube import (
     merge_source_attrs,
     native_cube_grid,
     open_store,
-    sensor_variables,
     summarise,
     write_date,
     write_new_cube,
@@ -396,7 +395,7 @@ def _dataset(
             data = sensors[stem]
             layers[stem].append((data.values.sel(time=when).data, data.valid.sel(time=when).data))
     observed = {s: [(s, d) in keys for d in dates] for s in SENSORS}
-    ds = build_dataset(
+    return build_dataset(
         dates,
         layers,
         observed,
@@ -407,8 +406,6 @@ def _dataset(
         attrs=attrs,
         var_attrs=var_attrs,
     )
-    unwritten = sensor_variables(s for s in SENSORS if s not in names)
-    return ds.drop_vars(unwritten, errors="ignore")  # fractions exist only for written layers
 
 
 def _update(
