@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 import shutil
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
-from bench_simulate import BUDGET_BYTES, START, PeakRss
+from bench_simulate import START, PeakRss, report_memory
 
 from pipeline.ingest import ingest
 from pipeline.simulate import simulate_site
@@ -65,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
         cube_bytes = sum(p.stat().st_size for p in cube.rglob("*") if p.is_file())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     pixels = args.size**2 * report.n_times * len(report.bands)
     print(
         f"scenes           {len(report.written)} written, {report.n_times} dates, "
@@ -75,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cube             {cube_bytes / 2**30:9.2f} GiB of Zarr (chunk {args.chunk})")
     print(f"ingest wall time {wall:9.1f} s  ({pixels / wall / 1e6:.1f} Mpixel-bands/s)")
     print(f"no-op re-ingest  {noop:9.1f} s  ({len(again.skipped)} scenes skipped)")
-    print(f"peak RSS sampled {rss.peak / 2**30:9.2f} GiB")
-    print(f"peak RSS rusage  {maxrss / 2**30:9.2f} GiB")
-    within = max(rss.peak, maxrss) < BUDGET_BYTES
-    print(f"below 2 GiB      {'yes' if within else 'NO'}")
-    return 0 if within else 1
+    return report_memory(rss)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,16 @@ class PeakRss:
         self.peak = max(self.peak, self._process.memory_info().rss)
 
 
+def report_memory(rss: PeakRss) -> int:
+    """Print the sampled and ``getrusage`` peak RSS against the budget; 0 when within it."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    print(f"peak RSS sampled {rss.peak / 2**30:9.2f} GiB")
+    print(f"peak RSS rusage  {maxrss / 2**30:9.2f} GiB")
+    within = max(rss.peak, maxrss) < BUDGET_BYTES
+    print(f"below 2 GiB      {'yes' if within else 'NO'}")
+    return 0 if within else 1
+
+
 def _progress(start: float) -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
         rss = psutil.Process().memory_info().rss / 2**20
@@ -107,16 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if scratch is not None and not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     pixels = args.size**2 * args.days
     files = len(summary.truth_paths) + len(summary.coarse_paths) + 2 * len(summary.fine_paths)
     print(f"wall time        {wall:9.1f} s  ({pixels / wall / 1e6:.2f} Mpixel-days/s)")
     print(f"written          {written / 2**30:9.2f} GiB in {files} COGs")
-    print(f"peak RSS sampled {rss.peak / 2**30:9.2f} GiB")
-    print(f"peak RSS rusage  {maxrss / 2**30:9.2f} GiB")
-    within = max(rss.peak, maxrss) < BUDGET_BYTES
-    print(f"below 2 GiB      {'yes' if within else 'NO'}")
-    return 0 if within else 1
+    return report_memory(rss)
 
 
 if __name__ == "__main__":
