@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Set-up and entry points for stfcube development: ``python3 dev.py demo|test|lint|bench NAME``.
 
+``lint`` runs ``ruff check``, ``ruff format --check`` and ``mypy`` (the type check); CI runs it
+before the tests.
+
 Every command first makes sure that ``.venv`` exists and matches ``requirements.lock``
 (creating it with the standard library ``venv`` and installing the pinned packages with
 ``uv``), so a fresh machine needs nothing but Python 3.11.
@@ -72,7 +75,12 @@ def main(argv: list[str]) -> int:
     elif command == "test":
         cmd = [py, "-m", "pytest", *(rest or ["-m", "not slow and not gpu"])]
     elif command == "lint":
-        cmd = [str(VENV / "bin" / "ruff"), "check", "."]
+        checks = [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]]
+        for check in checks:
+            code = subprocess.run([str(VENV / "bin" / check[0]), *check[1:]], cwd=ROOT, env=env)
+            if code.returncode:
+                return code.returncode
+        return 0
     elif command == "bench":
         if not rest:
             print("usage: python3 dev.py bench NAME [ARGS...]  (runs benchmarks/bench_NAME.py)")

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from bench_simulate import START, PeakRss, report_memory
 
-from pipeline.ingest import ingest
-from pipeline.simulate import simulate_site
+from pipeline.ingest.scenes import ingest
+from pipeline.simulate.site import simulate_site
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,11 +7,11 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-import pipeline.evaluate
+import pipeline.evaluate.run
 from flows.runners import retry_options, run_on_region_runner
 from pipeline.errors import ConfigError
-from pipeline.evaluate import EvaluationReport
-from pipeline.update import RegionConfig, as_region_config
+from pipeline.evaluate.run import EvaluationReport
+from pipeline.ops.update import RegionConfig, as_region_config
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)

@@ -9,11 +9,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import unmapped
 from prefect_dask import get_dask_client
 
-import pipeline.fuse
+import pipeline.engine.run
 from flows.runners import retry_options, run_on_region_runner
-from pipeline.fuse import FuseReport, FusionSetup
-from pipeline.plan import Batch, Plan, plan_update
-from pipeline.update import RegionConfig, UpdatePlan
+from pipeline.engine.run import FuseReport, FusionSetup
+from pipeline.ops.plan import Batch, Plan, plan_update
+from pipeline.ops.update import RegionConfig, UpdatePlan
 
 
 @task(name="plan-update", cache_policy=NO_CACHE)
@@ -26,7 +26,7 @@ def plan_task(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
 def prepare_task(config: RegionConfig, dates: list[str]) -> FusionSetup:
     """Plan the run's dates, compute their whole-image statistics once, create/extend the store."""
     with get_dask_client() as client:
-        return pipeline.fuse.prepare_fusion(
+        return pipeline.engine.run.prepare_fusion(
             config.cube,
             config.fused,
             method=config.method,
@@ -44,7 +44,7 @@ def prepare_task(config: RegionConfig, dates: list[str]) -> FusionSetup:
 def fuse_task(setup: FusionSetup, batch: Batch) -> FuseReport:
     """Fuse one batch (a block of tiles x a run of dates) on the flow's Dask cluster."""
     with get_dask_client() as client:
-        return pipeline.fuse.run_fusion(setup, client=client, **batch.fuse_kwargs())
+        return pipeline.engine.run.run_fusion(setup, client=client, **batch.fuse_kwargs())
 
 
 def fuse_stage(config: RegionConfig) -> list[FuseReport]:

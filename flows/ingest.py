@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-import pipeline.ingest
+import pipeline.ingest.scenes
 from flows.runners import retry_options, run_on_region_runner
-from pipeline.ingest import IngestReport
-from pipeline.update import RegionConfig
+from pipeline.ingest.scenes import IngestReport
+from pipeline.ops.update import RegionConfig
 
 if TYPE_CHECKING:
-    from pipeline.catalogs.ingest import CatalogQuery
+    from pipeline.ingest.catalog.ingest import CatalogQuery
 
 
 @task(name="ingest", cache_policy=NO_CACHE)

@@ -1,4 +1,4 @@
-"""Prefect task runners on Dask, built from a region's :class:`~pipeline.update.RunnerConfig`.
+"""Prefect task runners on Dask, built from a region's :class:`~pipeline.ops.update.RunnerConfig`.
 
 - default: a local ``distributed.LocalCluster`` of threads (``processes=False``), so the workers
   share the flow's Prefect API connection instead of starting one temporary server each;
@@ -14,11 +14,11 @@ from typing import Any
 from prefect.tasks import exponential_backoff
 from prefect_dask import DaskTaskRunner
 
-from pipeline.update import RegionConfig, RetryPolicy, RunnerConfig, as_region_config
+from pipeline.ops.update import RegionConfig, RetryPolicy, RunnerConfig, as_region_config
 
 #: The dask-jobqueue cluster factory, by name: dask-jobqueue (which writes
 #: ``~/.config/dask/jobqueue.yaml`` when imported) loads only for ``hpc`` runners.
-HPC_CLUSTER_FACTORY = "pipeline.hpc.hpc_cluster"
+HPC_CLUSTER_FACTORY = "pipeline.ops.hpc.hpc_cluster"
 
 
 def local_cluster_kwargs(config: RunnerConfig) -> dict[str, Any]:

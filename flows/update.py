@@ -17,10 +17,10 @@ from flows.evaluate import evaluate_stage
 from flows.fuse import fuse_stage
 from flows.ingest import ingest_stage
 from flows.runners import run_on_region_runner
-from pipeline.evaluate import EvaluationReport
-from pipeline.fuse import FuseReport
-from pipeline.ingest import IngestReport
-from pipeline.update import RegionConfig, as_region_config
+from pipeline.engine.run import FuseReport
+from pipeline.evaluate.run import EvaluationReport
+from pipeline.ingest.scenes import IngestReport
+from pipeline.ops.update import RegionConfig, as_region_config
 
 
 @dataclass

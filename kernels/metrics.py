@@ -15,7 +15,8 @@ pairwise update of Chan, Golub & LeVeque (1979, "Updating formulae and a pairwis
 computing sample variances"), which avoids the cancellation of ``Σx² − n·x̄²`` on large images of
 reflectance with small variance; the error sums are accumulated directly for the same reason.
 
-No xarray, no dask, no I/O: the pipeline (``pipeline.evaluate``) maps these functions over chunks.
+No xarray, no dask, no I/O: the pipeline (``pipeline.evaluate.run``) maps these functions over
+chunks.
 """
 
 from __future__ import annotations

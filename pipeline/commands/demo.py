@@ -56,7 +56,7 @@ def demo_command(
       stfcube demo /tmp/demo --size 1024 --days 48
     """
     from flows.update import run_update  # Prefect is imported only by the commands that use it
-    from pipeline.simulate import simulate_site
+    from pipeline.simulate.site import simulate_site
 
     console = Console(stderr=True)
     if overwrite and out_dir.exists():

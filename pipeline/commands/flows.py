@@ -34,7 +34,7 @@ def run_command(
 
       stfcube run deploy/regions/conus.yaml --scheduler tcp://login01:8786
     """
-    from pipeline.update import RunnerConfig, load_region_config
+    from pipeline.ops.update import RunnerConfig, load_region_config
 
     config = load_region_config(region)
     if scheduler is not None:
@@ -74,7 +74,7 @@ def submit_command(
     if slurm == pbs:
         raise ConfigError("choose the batch system: --slurm or --pbs")
     # dask-jobqueue is imported only here: it writes ~/.config/dask/jobqueue.yaml on import.
-    from pipeline.hpc import load_hpc_config, render_job_script, submit_job_script
+    from pipeline.ops.hpc import load_hpc_config, render_job_script, submit_job_script
 
     hpc = load_hpc_config(config, "slurm" if slurm else "pbs")
     if scheduler is None and not dry_run:
@@ -105,8 +105,8 @@ def plan_command(
 
       stfcube plan deploy/regions/demo.yaml --json
     """
-    from pipeline.plan import THROUGHPUT, describe_plan, plan_region
-    from pipeline.update import load_region_config
+    from pipeline.ops.plan import THROUGHPUT, describe_plan, plan_region
+    from pipeline.ops.update import load_region_config
 
     config = load_region_config(region)
     plan = plan_region(config)

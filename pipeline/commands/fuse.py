@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from pipeline.cluster import ClusterSpec
 from pipeline.commands._progress import progress_bar
+from pipeline.engine.cluster import ClusterSpec
 from pipeline.errors import ConfigError
 
 
@@ -99,7 +99,7 @@ def fuse_command(
 
       stfcube fuse cube.zarr fused.zarr --scheduler tcp://10.0.0.5:8786
     """
-    from pipeline.fuse import fuse
+    from pipeline.engine.run import fuse
 
     if dates and all_coarse_dates:
         raise ConfigError("give either --date or --all-coarse-dates, not both")

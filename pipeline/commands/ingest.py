@@ -88,8 +88,8 @@ def ingest_command(
         --fine landsat-c2-l2 --coarse modis-43A4-061 --bbox 149.0,-35.4,149.1,-35.3
         --dates 2024-09-01/2024-11-30
     """
-    from pipeline.catalogs.ingest import catalog_query
-    from pipeline.ingest import ingest
+    from pipeline.ingest.catalog.ingest import catalog_query
+    from pipeline.ingest.scenes import ingest
 
     console = Console()
     with warnings.catch_warnings(record=True) as caught:

@@ -79,7 +79,7 @@ def simulate_command(
 
     stfcube simulate clean --cloud-dates none --noise 0 --psf-sigma 0 --shift 0,0
     """
-    from pipeline.simulate import simulate_site
+    from pipeline.simulate.site import simulate_site
 
     console = Console(stderr=True)
     if cloud_dates is None:

@@ -1,0 +1,1 @@
+"""Fusion methods: the interface every method implements, and the registry."""

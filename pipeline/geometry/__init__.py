@@ -1,0 +1,1 @@
+"""Grids and tiles: the geometry shared by every stage."""

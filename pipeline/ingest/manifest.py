@@ -1,0 +1,229 @@
+"""Scene manifests: a small YAML or CSV file listing the images of a directory.
+
+YAML form (all keys but ``scenes`` optional)::
+
+    root: .                      # directory the scene paths are relative to (default: the
+                                 # manifest's directory; a relative root is taken from there)
+    fine_sensor: landsat-5-tm
+    coarse_sensor: modis
+    bands: [blue, green, nir]    # names of the cube's band axis (default b1..bN)
+    units: reflectance x 10000
+    coarse_ratio: 16             # only for coarse data delivered on the fine grid
+    defaults:                    # decoding defaults per role, overridable per scene
+      fine: {scale: 1, nodata: -9999, mask_valid_values: [0, 1]}
+      coarse: {scale: 10000}
+    scenes:
+      - {role: fine, date: 2004-11-26, path: Landsat20041126, mask: Landsat20041126_mask}
+      - {role: coarse, date: 2004-11-26, path: MODIS20041126}
+      - role: coarse             # one file, one date per band (e.g. 16-day composites)
+        path: MOD_16Day_ndvi
+        band_dates: [2015-01-01, 2015-01-17]     # band 1, band 2, ... (or {band: date})
+
+Decoding to the cube's common units is ``raw * scale + offset``; choose ``scale`` so that every
+sensor lands in the same units (reflectance x 10000 by convention: MODIS 0..1 gets
+``scale: 10000``, Landsat already x10000 gets ``scale: 1``).
+
+CSV form: one scene per row with the columns ``role,date,path`` and optionally ``mask``,
+``bands`` and ``mask_valid_values`` (``;``-separated integers), ``scale``, ``offset``, ``nodata``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import InputError
+from pipeline.ingest.readers import Scene, SceneStack
+
+_DateLike = dt.date | dt.datetime | str
+
+
+class Decoding(BaseModel):
+    """Per-role decoding defaults; every field can be overridden per scene."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scale: float = 1.0
+    offset: float = 0.0
+    nodata: float | None = None
+    mask_valid_values: tuple[int, ...] = ()
+
+
+class ManifestScene(BaseModel):
+    """One manifest entry: a file at one date, or a file whose bands are dates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["fine", "coarse", "truth"]
+    path: str
+    date: _DateLike | None = None
+    band_dates: list[_DateLike] | dict[int, _DateLike] | None = None
+    bands: tuple[int, ...] = ()
+    mask: str | None = None
+    scale: float | None = None
+    offset: float | None = None
+    nodata: float | None = None
+    mask_valid_values: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_date_rule(self) -> ManifestScene:
+        if (self.date is None) == (self.band_dates is None):
+            raise ValueError("give exactly one of 'date' or 'band_dates'")
+        if self.band_dates is not None and self.bands:
+            raise ValueError("'bands' cannot be combined with 'band_dates' (each band is a date)")
+        return self
+
+    @field_validator("bands")
+    @classmethod
+    def _positive_bands(cls, bands: tuple[int, ...]) -> tuple[int, ...]:
+        if any(b < 1 for b in bands):
+            raise ValueError("band indexes are 1-based")
+        return bands
+
+
+class Manifest(BaseModel):
+    """A whole manifest (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str | None = None
+    fine_sensor: str = "fine"
+    coarse_sensor: str = "coarse"
+    bands: tuple[str, ...] = ()
+    units: str = "reflectance x 10000"
+    coarse_ratio: int | None = Field(default=None, ge=1)
+    defaults: dict[Literal["fine", "coarse", "truth"], Decoding] = {}
+    scenes: list[ManifestScene] = Field(min_length=1)
+
+
+def to_day(value: _DateLike, where: str | Path) -> np.datetime64:
+    """A date, datetime or ISO string as ``datetime64[D]`` (times of day are dropped).
+
+    Raises
+    ------
+    InputError
+        When ``value`` is not a date (``where`` names the file in the message).
+    """
+    try:
+        return (
+            np.datetime64(str(value)[:10], "D")
+            if isinstance(value, str)
+            else np.datetime64(value.isoformat()[:10], "D")
+        )
+    except ValueError as exc:
+        raise InputError(where, f"{value!r} is not a date (use YYYY-MM-DD)") from exc
+
+
+def _resolve(path: str, root: Path) -> str:
+    return path if "://" in path or Path(path).is_absolute() else str(root / path)
+
+
+def _scenes(entry: ManifestScene, defaults: Decoding, root: Path, where: Path) -> list[Scene]:
+    """Expand one entry into scenes (one per band for ``band_dates``)."""
+    common = {
+        "role": entry.role,
+        "path": _resolve(entry.path, root),
+        "scale": defaults.scale if entry.scale is None else entry.scale,
+        "offset": defaults.offset if entry.offset is None else entry.offset,
+        "nodata": defaults.nodata if entry.nodata is None else entry.nodata,
+        "mask_path": None if entry.mask is None else _resolve(entry.mask, root),
+        "mask_valid_values": (
+            defaults.mask_valid_values
+            if entry.mask_valid_values is None
+            else entry.mask_valid_values
+        ),
+    }
+    if entry.mask is not None and not common["mask_valid_values"]:
+        raise InputError(where, f"scene {entry.path}: a mask needs 'mask_valid_values'")
+    if entry.band_dates is None:
+        return [Scene(date=to_day(entry.date, where), bands=entry.bands, **common)]
+    pairs = (
+        enumerate(entry.band_dates, start=1)
+        if isinstance(entry.band_dates, list)
+        else sorted(entry.band_dates.items())
+    )
+    return [Scene(date=to_day(day, where), bands=(band,), **common) for band, day in pairs]
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)
+
+
+def _read_csv(path: Path) -> dict:
+    """CSV rows as the ``scenes`` list of a manifest dictionary."""
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"role", "date", "path"} - set(reader.fieldnames or ())
+        if missing:
+            raise InputError(path, f"missing CSV column(s): {', '.join(sorted(missing))}")
+        scenes = []
+        for row in reader:
+            scene = {k: v.strip() for k, v in row.items() if k and v and v.strip()}
+            for key in ("bands", "mask_valid_values"):
+                if key in scene:
+                    scene[key] = [int(v) for v in scene[key].split(";") if v.strip()]
+            scenes.append(scene)
+    return {"scenes": scenes}
+
+
+def load_manifest(path: str | Path, *, root: str | Path | None = None) -> SceneStack:
+    """Read a YAML or CSV manifest into a :class:`~pipeline.ingest.readers.SceneStack`.
+
+    Parameters
+    ----------
+    path
+        The manifest (``.yaml``/``.yml`` or ``.csv``).
+    root
+        Directory the scene paths are relative to; overrides the manifest's ``root`` key.
+
+    Returns
+    -------
+    SceneStack
+        One scene per file (per band for ``band_dates`` entries), in manifest order.
+
+    Raises
+    ------
+    InputError
+        Missing or malformed manifest, unknown role, bad dates (the message names the entry).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "manifest not found")
+    try:
+        if path.suffix.lower() == ".csv":
+            raw = _read_csv(path)
+        else:
+            raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot parse the manifest ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise InputError(path, "a manifest is a mapping with a 'scenes' list")
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(path, f"invalid manifest: {_describe(exc)}") from exc
+    base = Path(root) if root is not None else path.parent / (manifest.root or ".")
+    scenes = [
+        scene
+        for entry in manifest.scenes
+        for scene in _scenes(entry, manifest.defaults.get(entry.role, Decoding()), base, path)
+    ]
+    return SceneStack(
+        source=str(path),
+        scenes=tuple(scenes),
+        band_names=manifest.bands,
+        fine_sensor=manifest.fine_sensor,
+        coarse_sensor=manifest.coarse_sensor,
+        units=manifest.units,
+        coarse_ratio=manifest.coarse_ratio,
+    )

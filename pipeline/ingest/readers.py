@@ -1,0 +1,447 @@
+"""Lazy scene readers: GeoTIFF/COG and ENVI through rioxarray, decoded to common units.
+
+A :class:`Scene` says what to read (file, bands, date, role) and how to decode it (scale,
+offset, nodata, mask file and its clear values). Every front-end (YAML/CSV manifests, STAC
+catalogs) produces scenes; :func:`read_scene` turns one into lazy dask-backed arrays on a
+target :class:`Grid`:
+
+- ``values`` (band, y, x) float32 in common units ``raw * scale + offset``, NaN where invalid;
+- ``valid`` (y, x) bool: inside the scene footprint, no band at nodata or non-finite, and the
+  mask (when given) holding one of its clear values.
+
+When the scene's own grid differs from the target grid, GDAL warps it (a ``WarpedVRT``, read
+window by window) with the stated resampling; masks are always warped with ``nearest``. Nothing
+is read until the arrays are computed, so memory is bounded by the chunks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import rasterio
+import rioxarray
+from affine import Affine
+from pyproj import Transformer
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from pipeline.defaults import RESAMPLING_METHODS as RESAMPLING_METHODS
+from pipeline.errors import InputError
+
+#: Roles a scene can play. ``truth`` scenes are fine-sensor images kept for evaluation only.
+ROLES = ("fine", "coarse", "truth")
+
+#: Drivers whose files are raw pixel arrays: a short file is detected from its size.
+_RAW_DRIVERS = frozenset({"ENVI", "EHdr", "BT", "GenBin", "ISCE", "PAux"})
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """A north-up pixel grid: CRS (``None`` for ungeoreferenced data), affine transform, shape.
+
+    Attributes
+    ----------
+    crs
+        The coordinate reference system, or ``None`` when the data carry none (pixel grid only).
+    transform
+        Affine transform from (col, row) of the pixel's upper-left corner to CRS coordinates.
+    height, width
+        Number of rows and columns.
+    """
+
+    crs: CRS | None
+    transform: Affine
+    height: int
+    width: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width)."""
+        return (self.height, self.width)
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) as signed transform coefficients (a, e)."""
+        return (self.transform.a, self.transform.e)
+
+    def same_crs(self, other: Grid) -> bool:
+        """True when both grids have no CRS, or both have equal CRSs."""
+        if self.crs is None or other.crs is None:
+            return self.crs is None and other.crs is None
+        return self.crs == other.crs
+
+    def matches(self, other: Grid, tolerance: float = 1e-6) -> bool:
+        """True when the grids have the same CRS and shape and transforms equal within
+        ``tolerance`` pixels."""
+        if not self.same_crs(other) or self.shape != other.shape:
+            return False
+        pixel = min(abs(self.transform.a), abs(self.transform.e))
+        return all(
+            math.isclose(a, b, rel_tol=0.0, abs_tol=tolerance * pixel)
+            for a, b in zip(self.transform[:6], other.transform[:6], strict=True)
+        )
+
+    def x_coords(self) -> np.ndarray:
+        """Pixel-centre x coordinates (float64)."""
+        return self.transform.c + self.transform.a * (np.arange(self.width) + 0.5)
+
+    def y_coords(self) -> np.ndarray:
+        """Pixel-centre y coordinates (float64)."""
+        return self.transform.f + self.transform.e * (np.arange(self.height) + 0.5)
+
+    def describe(self) -> str:
+        """Short human-readable description for error messages."""
+        crs = "no CRS" if self.crs is None else (self.crs.to_string() or "custom CRS")[:60]
+        t = self.transform
+        return (
+            f"{self.height}x{self.width} pixels of {t.a:g} x {t.e:g} at ({t.c:g}, {t.f:g}), {crs}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RasterInfo:
+    """Metadata of one raster file, read without its pixels (see :func:`probe_raster`)."""
+
+    path: str
+    driver: str
+    count: int
+    dtype: str
+    nodata: float | None
+    grid: Grid
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """One image of one sensor at one date: what to read and how to decode it.
+
+    Attributes
+    ----------
+    role
+        ``"fine"``, ``"coarse"`` or ``"truth"``.
+    date
+        Acquisition day (``datetime64[D]``); the cube's time axis is daily.
+    path
+        Local path or URL of the (multi-band) raster.
+    bands
+        1-based band indexes to read, in the order of the cube's ``band`` axis.
+    scale, offset
+        Decoding to common units: ``value = raw * scale + offset``.
+    nodata
+        Raw value meaning "no data"; ``None`` uses the file's own nodata (if any).
+    mask_path
+        Optional single-band mask/QA raster on the scene's grid.
+    mask_valid_values
+        Mask values meaning "clear"; any other value (or the mask's absence of data) is invalid.
+    """
+
+    role: str
+    date: np.datetime64
+    path: str
+    bands: tuple[int, ...]
+    scale: float = 1.0
+    offset: float = 0.0
+    nodata: float | None = None
+    mask_path: str | None = None
+    mask_valid_values: tuple[int, ...] = ()
+
+    def label(self) -> str:
+        """``role date path[bands]`` for messages and reports."""
+        return f"{self.role} {self.date} {self.path} bands {list(self.bands)}"
+
+
+@dataclass(frozen=True, slots=True)
+class SceneStack:
+    """Everything a front-end found: the scenes plus the metadata shared by all of them.
+
+    Attributes
+    ----------
+    source
+        The manifest or catalog the scenes came from (for messages).
+    scenes
+        All scenes, any role, in the source's order.
+    band_names
+        Names of the cube's ``band`` axis (one per entry of each scene's ``bands``).
+    fine_sensor, coarse_sensor
+        Sensor names recorded in the cube attributes.
+    units
+        Common units of the values (see :mod:`pipeline.store.cube`).
+    coarse_ratio
+        Declared coarse/fine pixel ratio for coarse data delivered on the fine grid (for example
+        simulated block means); ``None`` to derive it from the grids.
+    """
+
+    source: str
+    scenes: tuple[Scene, ...]
+    band_names: tuple[str, ...]
+    fine_sensor: str = "fine"
+    coarse_sensor: str = "coarse"
+    units: str = "reflectance x 10000"
+    coarse_ratio: int | None = None
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _gdal_path(path: str) -> str:
+    """Path GDAL can open: local paths as is, http(s) URLs through ``/vsicurl/``."""
+    if path.startswith(("http://", "https://")):
+        return f"/vsicurl/{path}"
+    return path
+
+
+def probe_raster(path: str) -> RasterInfo:
+    """Open a raster's metadata and check that its pixels are all there.
+
+    Parameters
+    ----------
+    path
+        Local path or URL.
+
+    Returns
+    -------
+    RasterInfo
+        Driver, band count, dtype, nodata and grid.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, cannot be opened as a raster, is truncated or is rotated.
+    """
+    if not _is_url(path) and not Path(path).is_file():
+        raise InputError(path, "file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(_gdal_path(path)) as src:
+                _check_complete(src, path)
+                transform = src.transform
+                if transform.b != 0 or transform.d != 0:
+                    raise InputError(path, "rotated or sheared grids are not supported")
+                return RasterInfo(
+                    path=path,
+                    driver=src.driver,
+                    count=src.count,
+                    dtype=src.dtypes[0],
+                    nodata=src.nodata,
+                    grid=Grid(src.crs, transform, src.height, src.width),
+                )
+    except RasterioError as exc:
+        raise InputError(path, f"cannot be read as a raster ({exc})") from exc
+
+
+def _check_complete(src: rasterio.DatasetReader, path: str) -> None:
+    """Raise if the file is shorter than its pixels need (truncated download or copy)."""
+    if src.driver in _RAW_DRIVERS and not _is_url(path):
+        itemsize = np.dtype(src.dtypes[0]).itemsize
+        offset = int(src.tags(ns=src.driver).get("header_offset", 0) or 0)
+        expected = offset + src.width * src.height * src.count * itemsize
+        actual = os.path.getsize(src.files[0])
+        if actual < expected:
+            raise InputError(path, f"truncated: {actual} bytes where the header implies {expected}")
+        return
+    # Compressed or tiled formats: the last block of every band lies near the end of the file.
+    last = Window(src.width - 1, src.height - 1, 1, 1)
+    try:
+        src.read(window=last)
+    except RasterioError as exc:
+        raise InputError(
+            path, f"truncated or corrupt: its last pixels cannot be read ({exc})"
+        ) from exc
+
+
+def coarse_alignment(coarse: Grid, fine: Grid) -> tuple[int | None, str]:
+    """Integer pixel ratio of a coarse grid to a fine grid, if they nest exactly.
+
+    Parameters
+    ----------
+    coarse, fine
+        The two grids.
+
+    Returns
+    -------
+    (ratio, reason)
+        ``ratio`` is the integer coarse/fine pixel ratio when both grids share a CRS, their pixel
+        sizes have an integer ratio (same in x and y, same axis directions) and the fine grid's
+        origin lies on a coarse pixel edge; otherwise ``None`` and ``reason`` says why.
+    """
+    if not coarse.same_crs(fine):
+        return None, "its CRS differs from the fine grid's"
+    (cx, cy), (fx, fy) = coarse.res, fine.res
+    rx, ry = cx / fx, cy / fy
+    ratio = round(rx)
+    if ratio < 1 or not (
+        math.isclose(rx, ratio, rel_tol=1e-6) and math.isclose(ry, ratio, rel_tol=1e-6)
+    ):
+        return None, f"pixel ratio to the fine grid is {rx:g} x {ry:g}, not one integer"
+    ox = (fine.transform.c - coarse.transform.c) / cx
+    oy = (fine.transform.f - coarse.transform.f) / cy
+    if not (
+        math.isclose(ox, round(ox), abs_tol=1e-6) and math.isclose(oy, round(oy), abs_tol=1e-6)
+    ):
+        return None, f"the fine grid's origin is {ox:g}, {oy:g} coarse pixels off its pixel edges"
+    return ratio, ""
+
+
+def native_grid(coarse: Grid, fine: Grid, ratio: int) -> Grid:
+    """The coarse grid restricted to the coarse pixels covering the fine grid's extent."""
+    t = coarse.transform
+    return Grid(
+        crs=fine.crs,
+        transform=Affine(t.a, 0.0, fine.transform.c, 0.0, t.e, fine.transform.f),
+        height=-(-fine.height // ratio),
+        width=-(-fine.width // ratio),
+    )
+
+
+def _chunks(grid: Grid, chunk: int) -> tuple[int, int]:
+    return (min(chunk, grid.height), min(chunk, grid.width))
+
+
+def _open_raw(
+    path: str,
+    bands: tuple[int, ...],
+    source: Grid,
+    target: Grid,
+    chunk: int,
+    resampling: str,
+    src_nodata: float | None,
+) -> da.Array:
+    """Lazy (band, y, x) raw pixels of ``path`` on ``target``; float32 with NaN outside the
+    source when warped, the file's dtype otherwise."""
+    cy, cx = _chunks(target, chunk)
+    chunks = {"band": 1, "y": cy, "x": cx}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        if source.matches(target):
+            arr = rioxarray.open_rasterio(_gdal_path(path), chunks=chunks, mask_and_scale=False)
+        else:
+            nodata_args = {} if src_nodata is None else {"src_nodata": src_nodata}
+            with (
+                rasterio.open(_gdal_path(path)) as src,
+                WarpedVRT(
+                    src,
+                    crs=target.crs,
+                    transform=target.transform,
+                    width=target.width,
+                    height=target.height,
+                    resampling=Resampling[resampling],
+                    nodata=np.nan,
+                    dtype="float32",
+                    **nodata_args,
+                ) as vrt,
+            ):
+                arr = rioxarray.open_rasterio(vrt, chunks=chunks, mask_and_scale=False)
+    return arr.isel(band=[b - 1 for b in bands]).data
+
+
+def footprint(source: Grid, target: Grid, chunk: int) -> da.Array:
+    """Lazy (y, x) bool: target pixel centres that fall inside the source raster."""
+    template = da.zeros(target.shape, dtype=bool, chunks=_chunks(target, chunk))
+    transformer = (
+        None
+        if source.same_crs(target)
+        else Transformer.from_crs(target.crs, source.crs, always_xy=True)
+    )
+    inverse = ~source.transform
+
+    def _inside(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[0]["array-location"]
+        cols, rows = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
+        x, y = target.transform * (cols, rows)
+        if transformer is not None:
+            x, y = transformer.transform(x, y)
+        sc, sr = inverse * (x, y)
+        return (sc >= 0) & (sc < source.width) & (sr >= 0) & (sr < source.height)
+
+    return template.map_blocks(_inside, dtype=bool, meta=np.array((), dtype=bool))
+
+
+def read_scene(
+    scene: Scene,
+    info: RasterInfo,
+    target: Grid,
+    *,
+    chunk: int = 512,
+    resampling: str = "average",
+    mask_info: RasterInfo | None = None,
+) -> tuple[da.Array, da.Array]:
+    """Lazy decoded values and validity of one scene on a target grid.
+
+    Parameters
+    ----------
+    scene
+        The scene to read.
+    info
+        :func:`probe_raster` of ``scene.path``.
+    target
+        Grid to deliver the arrays on (the scene's own grid, the fine grid or the native coarse
+        grid).
+    chunk
+        Spatial chunk size.
+    resampling
+        GDAL resampling method when the scene must be warped onto ``target``.
+    mask_info
+        :func:`probe_raster` of ``scene.mask_path`` (required when the scene has a mask).
+
+    Returns
+    -------
+    values, valid
+        ``values``: (band, y, x) float32, ``raw * scale + offset``, NaN where not ``valid``;
+        ``valid``: (y, x) bool.
+    """
+    nodata = scene.nodata if scene.nodata is not None else info.nodata
+    warped = not info.grid.matches(target)
+    raw = _open_raw(scene.path, scene.bands, info.grid, target, chunk, resampling, nodata)
+    decoded = raw.astype(np.float64)
+    if nodata is not None and not warped:
+        decoded = da.where(raw == np.asarray(nodata).astype(raw.dtype), np.nan, decoded)
+    values = (decoded * scene.scale + scene.offset).astype(np.float32)
+    valid = da.isfinite(values).all(axis=0)
+    if warped:
+        valid &= footprint(info.grid, target, chunk)
+    if scene.mask_path is not None:
+        if mask_info is None:
+            raise ValueError("read_scene: mask_info is required for a scene with a mask")
+        mask = _open_raw(scene.mask_path, (1,), mask_info.grid, target, chunk, "nearest", None)[0]
+        valid &= da.isin(mask, np.asarray(scene.mask_valid_values))
+    values = da.where(valid[None], values, np.float32(np.nan))
+    return values, valid
+
+
+def repeat_to_grid(
+    values: da.Array, valid: da.Array, ratio: int, shape: tuple[int, int], chunk: int
+) -> tuple[da.Array, da.Array]:
+    """Nested native coarse layer onto the fine grid: each fine pixel takes its coarse pixel.
+
+    Parameters
+    ----------
+    values, valid
+        (band, y_coarse, x_coarse) values and (y_coarse, x_coarse) validity on a native grid
+        whose origin is the fine grid's and whose pixels are ``ratio`` fine pixels wide.
+    ratio
+        Integer coarse/fine pixel ratio.
+    shape
+        Fine grid (height, width); the repeated arrays are cropped to it.
+    chunk
+        Spatial chunk size of the result.
+
+    Returns
+    -------
+    values, valid
+        (band, y, x) and (y, x) lazy arrays on the fine grid.
+    """
+    height, width = shape
+    cy, cx = _chunks(Grid(None, Affine.identity(), height, width), chunk)
+    big = da.repeat(da.repeat(values, ratio, axis=1), ratio, axis=2)[:, :height, :width]
+    mask = da.repeat(da.repeat(valid, ratio, axis=0), ratio, axis=1)[:height, :width]
+    return big.rechunk((1, cy, cx)), mask.rechunk((cy, cx))

@@ -1,0 +1,1 @@
+"""Operations at scale: incremental updates, continental planning, HPC job scripts."""

@@ -1,0 +1,1 @@
+"""The stores stfcube writes: the input cube and the fused store (schemas, atomic writes)."""
