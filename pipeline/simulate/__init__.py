@@ -1,4 +1,12 @@
-"""Realistic synthetic sites: fine and coarse COGs, masks, daily truth and a STAC catalog."""
+"""Realistic synthetic sites: fine and coarse COGs, masks, daily truth and a STAC catalog.
+
+Modules, in the order a site is made: ``constants`` (bands, grid, storage scale), ``noise``
+(hash-based, seeded noise), ``scene`` (land cover, phenology, roads, river, flood; per-block
+layers and reflectance), ``sensors`` (fine clouds and masks, coarse PSF, shift and noise),
+``config`` (validated parameters), ``cog`` (streaming COG writers with overviews), ``stac`` and
+``catalog`` (the STAC catalog and file layout) and ``site`` (:func:`simulate_site`, which
+streams blocks of rows through all of them).
+"""
 
 from typing import TYPE_CHECKING
 

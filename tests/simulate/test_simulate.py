@@ -1,4 +1,4 @@
-"""Tests of the synthetic site generator (``pipeline.simulate.site``, ``stfcube simulate``)."""
+"""Tests of the synthetic site generator (``pipeline.simulate``, ``stfcube simulate``)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,11 @@ import rasterio
 from typer.testing import CliRunner
 
 from pipeline.errors import ConfigError, OutputError
-from pipeline.simulate.site import (
-    BAND_NAMES,
-    NODATA,
-    SiteSummary,
-    _OverviewPyramid,
-    block_mean,
-    overview_shapes,
-    psf_kernel,
-    simulate_site,
-    value_noise,
-)
+from pipeline.simulate import SiteSummary, simulate_site
+from pipeline.simulate.cog import OverviewPyramid, overview_shapes
+from pipeline.simulate.constants import BAND_NAMES, NODATA
+from pipeline.simulate.noise import value_noise
+from pipeline.simulate.sensors import block_mean, psf_kernel
 from pipeline.simulate.stac import ROLE_KEY, VALID_VALUES_KEY
 
 SMALL = {"size": 128, "days": 8, "fine_every": 4, "seed": 7}
@@ -197,7 +191,7 @@ def test_streamed_overviews_match_block_means(rows_per_push: int) -> None:
     full[:, 5:14, 3:9] = NODATA
     full[1, 20:22, :] = NODATA
     levels = [FakeLevel() for _ in range(3)]
-    pyramid = _OverviewPyramid(levels, NODATA)
+    pyramid = OverviewPyramid(levels, NODATA)
     for row in range(0, 37, rows_per_push):
         pyramid.push(full[:, row : row + rows_per_push])
     pyramid.close()
