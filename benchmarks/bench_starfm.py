@@ -24,7 +24,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from kernels.starfm import StarfmParams, api
+from kernels._arrays import pad_yx
+from kernels.starfm import StarfmParams, _prepare, slice_thresholds
 
 SHARED = Path(os.environ.get("STFCUBE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 FSDAF = SHARED / "data" / "fsdaf_lgc_sim"
@@ -66,13 +67,13 @@ def _scene(size: int, pairs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, s
 def _prepared(fine, coarse, coarse_pred, params: StarfmParams):
     """Engine inputs of the whole image (what ``starfm`` builds before calling an engine)."""
     xp = np
-    slices = api.slice_thresholds(fine, params=params)
+    slices = slice_thresholds(fine, params=params)
     halo = params.halo
     nan = np.float32(np.nan)
-    padded = [api._pad(xp, a.astype(np.float32), halo, nan) for a in (fine, coarse, coarse_pred)]
-    inputs = api._check_inputs(xp, *padded, None, None, None, None)
-    tile = api._prepare_tile(xp, inputs, params, halo)
-    consts = api._kernel_constants(params, slices, fine.shape[0], with_classes=False)
+    padded = [pad_yx(xp, a.astype(np.float32), halo, nan) for a in (fine, coarse, coarse_pred)]
+    inputs = _prepare.check_inputs(xp, *padded, None, None, None, None)
+    tile = _prepare.prepare_tile(xp, inputs, params, halo)
+    consts = _prepare.kernel_constants(params, slices, fine.shape[0], with_classes=False)
     return tile, consts
 
 

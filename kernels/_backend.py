@@ -1,20 +1,38 @@
-"""Array-type dispatch shared by the kernels: NumPy on the CPU, CuPy on a CUDA GPU.
+"""Backend dispatch shared by every kernel: array module, device checks, engine lookup.
 
-A kernel's public function receives plain arrays, finds their array module once with
-:func:`array_module` (which rejects a mix of host and device arrays) and writes its glue code
-(masking, casts, padding) against that module. Only the hot per-pixel loop is backend specific.
-CuPy is imported lazily, so the CPU path never pays for (or needs) it, and the probe for a
-usable GPU runs at most once per process.
+A kernel lives in ``kernels/<method>/`` with the same shape for every method:
+
+* ``api.py``: the public functions; glue code (masking, casts, padding) written against the
+  array module ``xp`` of the inputs;
+* ``_ref.py``, ``_numba.py``, ``_cuda.py``: the hot loop, once per engine, each exposing the same
+  functions (STARFM: ``predict_sums``).
+
+A public function dispatches in three calls, and no kernel repeats this logic::
+
+    xp = array_module(fine, coarse, mask)              # numpy or cupy; rejects a host/GPU mix
+    backend = resolve_backend(engine, xp)              # "auto" -> "numba" (host) / "cuda" (GPU)
+    predict = engine_module("kernels.<method>", backend).predict_sums
+
+CuPy and the engine modules are imported lazily: the CPU path never pays for (or needs) CuPy or
+the CUDA kernels, and the probe for a usable GPU runs at most once per process.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+#: An engine that runs a kernel's hot loop.
+Backend = Literal["numba", "cuda", "reference"]
+#: What a caller may request (``engine=``): a backend, or ``"auto"`` to follow the arrays.
+ENGINES = ("auto", "numba", "reference", "cuda")
+#: Module of each backend inside a kernel package (``kernels/<method>/<module>.py``).
+ENGINE_MODULES: dict[Backend, str] = {"numba": "_numba", "cuda": "_cuda", "reference": "_ref"}
 
 
 def is_cupy_array(array: Any) -> bool:
@@ -24,6 +42,8 @@ def is_cupy_array(array: Any) -> bool:
 
 def array_module(*arrays: Any) -> ModuleType:
     """The array module (``numpy`` or ``cupy``) of ``arrays``; ``None`` entries are ignored.
+
+    This is also the device check: every array of one call must live on the same device.
 
     Parameters
     ----------
@@ -58,6 +78,57 @@ def to_numpy(array: Any) -> np.ndarray:
     if is_cupy_array(array):
         return array.get()
     return np.asarray(array)
+
+
+def resolve_backend(requested: str, xp: ModuleType) -> Backend:
+    """The backend that runs a call asking for engine ``requested`` on arrays of ``xp``.
+
+    Parameters
+    ----------
+    requested
+        One of :data:`ENGINES`: ``"auto"`` (numba for NumPy arrays, CUDA for CuPy arrays),
+        ``"numba"`` (CPU only), ``"cuda"`` or ``"reference"`` (vectorised array code, either
+        device).
+    xp
+        Array module of the call's arrays, from :func:`array_module`.
+
+    Returns
+    -------
+    Backend
+        ``"numba"``, ``"cuda"`` or ``"reference"``.
+
+    Raises
+    ------
+    ValueError
+        An unknown engine name, or ``"numba"`` asked for GPU arrays.
+    """
+    on_gpu = xp is not np
+    if requested == "auto":
+        return "cuda" if on_gpu else "numba"
+    if requested == "numba" and on_gpu:
+        raise ValueError("engine 'numba' runs on NumPy arrays; CuPy inputs use 'cuda' or 'auto'")
+    for backend in ENGINE_MODULES:
+        if requested == backend:
+            return backend
+    raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {requested!r}")
+
+
+def engine_module(package: str, backend: Backend) -> ModuleType:
+    """The engine module of ``backend`` in kernel package ``package``, imported on first use.
+
+    Parameters
+    ----------
+    package
+        The kernel's package, e.g. ``"kernels.starfm"``.
+    backend
+        From :func:`resolve_backend`; the module is ``ENGINE_MODULES[backend]`` in ``package``.
+
+    Returns
+    -------
+    module
+        E.g. ``kernels.starfm._numba``; the caller takes its engine functions from it.
+    """
+    return importlib.import_module(f"{package}.{ENGINE_MODULES[backend]}")
 
 
 @functools.cache

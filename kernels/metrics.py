@@ -15,7 +15,7 @@ pairwise update of Chan, Golub & LeVeque (1979, "Updating formulae and a pairwis
 computing sample variances"), which avoids the cancellation of ``Σx² − n·x̄²`` on large images of
 reflectance with small variance; the error sums are accumulated directly for the same reason.
 
-No xarray, no dask, no I/O: the pipeline (``pipeline.evaluate.run``) maps these functions over
+No xarray, no dask, no I/O: the pipeline (``pipeline.evaluate.reduce``) maps these functions over
 chunks.
 """
 
@@ -166,7 +166,7 @@ def reduce_moments(moments: ArrayLike, axis: int | tuple[int, ...]) -> FloatArra
     return flat[0]
 
 
-def _ratio(num: FloatArray | float, den: FloatArray | float) -> FloatArray:
+def _ratio(num: ArrayLike, den: ArrayLike) -> FloatArray:
     """``num / den`` with NaN where ``den`` is zero (an undefined metric, never a warning)."""
     num = np.asarray(num, dtype=np.float64)
     den = np.asarray(den, dtype=np.float64)

@@ -22,7 +22,9 @@ from numba import cuda
 from numba.core import config
 
 if TYPE_CHECKING:
-    from kernels.starfm.api import KernelConstants, TileArrays
+    from types import ModuleType
+
+    from kernels.starfm._prepare import KernelConstants, TileArrays
 
 #: Threads per block along (x, y).
 BLOCK = (16, 8)
@@ -150,7 +152,7 @@ def _predict_kernel(
         count_out[k, y, x] = count
 
 
-def predict_sums(tile: TileArrays, consts: KernelConstants, xp: Any) -> tuple[Any, Any]:
+def predict_sums(tile: TileArrays, consts: KernelConstants, xp: ModuleType) -> tuple[Any, Any]:
     """Weighted prediction and candidate count of every interior pixel and date, on the GPU.
 
     Same contract as :func:`kernels.starfm._ref.predict_sums`. ``xp`` is CuPy on a GPU; NumPy

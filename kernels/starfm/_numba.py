@@ -28,7 +28,9 @@ from numba import njit, prange
 from kernels._simd import MASK_BITS, trailing_zeros, within_mask64
 
 if TYPE_CHECKING:
-    from kernels.starfm.api import KernelConstants, TileArrays
+    from types import ModuleType
+
+    from kernels.starfm._prepare import KernelConstants, TileArrays
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -201,7 +203,7 @@ def _predict_rows(
                 count_out[k, y, x] = count
 
 
-def predict_sums(tile: TileArrays, consts: KernelConstants, xp: Any) -> tuple[Any, Any]:
+def predict_sums(tile: TileArrays, consts: KernelConstants, xp: ModuleType) -> tuple[Any, Any]:
     """Weighted prediction and candidate count of every interior pixel and date (NumPy in/out).
 
     Same contract as :func:`kernels.starfm._ref.predict_sums`; ``xp`` must be NumPy.

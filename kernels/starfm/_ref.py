@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from kernels.starfm.api import KernelConstants, TileArrays
+    from types import ModuleType
+
+    from kernels.starfm._prepare import KernelConstants, TileArrays
 
 
 def _offset_candidates(
-    tile: TileArrays, consts: KernelConstants, xp: Any
+    tile: TileArrays, consts: KernelConstants, xp: ModuleType
 ) -> Iterator[tuple[Any, Any, Any]]:
     """Yield ``(valid, r_dis, term)`` per (pair, dy, dx) in candidate order, each (dates, h, w).
 
@@ -60,15 +62,15 @@ def _offset_candidates(
                 yield valid, r_dis, term
 
 
-def predict_sums(tile: TileArrays, consts: KernelConstants, xp: Any) -> tuple[Any, Any]:
+def predict_sums(tile: TileArrays, consts: KernelConstants, xp: ModuleType) -> tuple[Any, Any]:
     """Weighted prediction and candidate count of every interior pixel and date.
 
     Parameters
     ----------
     tile
-        Prepared halo-extended tile (see :class:`kernels.starfm.api.TileArrays`).
+        Prepared halo-extended tile (see :class:`kernels.starfm._prepare.TileArrays`).
     consts
-        Scalar set-up of the run (see :class:`kernels.starfm.api.KernelConstants`).
+        Scalar set-up of the run (see :class:`kernels.starfm._prepare.KernelConstants`).
     xp
         Array namespace of the tile's arrays (``numpy`` or ``cupy``).
 
