@@ -30,7 +30,7 @@ import pandas as pd
 import psutil
 import xarray as xr
 
-from pipeline.evaluate.run import evaluate
+from pipeline.evaluate import evaluate
 
 MIB = 2**20
 

@@ -27,7 +27,7 @@ def parse_pairs(items: list[str] | None, option: str, kind: type) -> list[tuple[
 
 
 def _summary_table(rows: list[dict[str, Any]], date_rows: list[dict[str, Any]]) -> Table:
-    from pipeline.evaluate.run import MEAN_LABEL
+    from pipeline.evaluate.tables import MEAN_LABEL
 
     table = Table(title="mean over dates")
     for column in ("band", "n", "RMSE", "MAE", "bias", "r", "R²", "SSIM", "PSNR"):
@@ -145,7 +145,7 @@ def compare_command(
 
       stfcube compare starfm.zarr fsdaf.zarr --truth truth.zarr --out reports/compare
     """
-    from pipeline.evaluate.run import compare
+    from pipeline.evaluate.comparison import compare
 
     result = compare(inputs, out, labels=label, truth=truth, overwrite=overwrite)
     Console().print(f"compared {', '.join(result.labels)}: {result.out_dir / 'compare.html'}")
