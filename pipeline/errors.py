@@ -30,3 +30,18 @@ class OutputError(StfcubeError):
 
 class SchedulerError(StfcubeError):
     """A batch scheduler (Slurm ``sbatch``, PBS ``qsub``) is missing or refused a job."""
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line naming the path(s) of a failed file-system operation and the system's reason.
+
+    ``OSError: [Errno 30] Read-only file system: 'out.zarr/fused/zarr.json'`` becomes
+    ``out.zarr/fused/zarr.json: Read-only file system``; a rename names both paths.
+    """
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return reason
+    paths = str(exc.filename)
+    if exc.filename2 is not None:
+        paths += f" -> {exc.filename2}"
+    return f"{paths}: {reason}"

@@ -15,9 +15,11 @@ def progress_bar(
 ) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on ``console``; yields the ``progress(done, total)`` callback.
 
-    ``quiet`` disables the bar (the callback then does nothing visible).
+    The bar appears at the first call of the callback, so a command that fails while it is
+    still checking its inputs prints its error alone. ``quiet`` disables the bar (the callback
+    then does nothing visible).
     """
-    with Progress(
+    bar = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
@@ -25,10 +27,16 @@ def progress_bar(
         console=console,
         disable=quiet,
         transient=transient,
-    ) as bar:
-        task_id = bar.add_task(description, total=None)
+    )
+    task_id = bar.add_task(description, total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task_id, completed=done, total=total)
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task_id, completed=done, total=total)
 
+    try:
         yield progress
+    finally:
+        if bar.live.is_started:
+            bar.stop()

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from pipeline.commands._console import console
+from pipeline.commands._options import TILE_HELP, check_tile
 from pipeline.errors import OutputError
 
 
@@ -38,7 +39,7 @@ def demo_command(
     size: Annotated[int, typer.Option(help="Site size in fine pixels (multiple of 16).")] = 512,
     days: Annotated[int, typer.Option(help="Days simulated (one coarse image a day).")] = 24,
     seed: Annotated[int, typer.Option(help="Random seed of the site.")] = 0,
-    tile: Annotated[int, typer.Option(help="Tile / chunk edge in pixels.")] = 256,
+    tile: Annotated[int, typer.Option(help=TILE_HELP, callback=check_tile)] = 256,
     overwrite: Annotated[
         bool, typer.Option(help="Delete OUT_DIR first and start from scratch.")
     ] = False,
@@ -58,21 +59,21 @@ def demo_command(
     from flows.update import run_update  # Prefect is imported only by the commands that use it
     from pipeline.simulate.site import simulate_site
 
-    console = Console(stderr=True)
+    screen = console(stderr=True)
     if overwrite and out_dir.exists():
         if not (out_dir / "site" / "site.json").exists():
             raise OutputError(f"{out_dir}: --overwrite only replaces a previous demo folder")
         shutil.rmtree(out_dir)
     site = out_dir / "site"
     if (site / "site.json").exists():
-        console.print(f"using the existing site {site} (--overwrite starts afresh)")
+        screen.print(f"using the existing site {site} (--overwrite starts afresh)")
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
         summary = simulate_site(site, size=size, days=days, seed=seed)
-        console.print(f"simulated {size}x{size} px, {days} days -> {summary.out_dir}")
+        screen.print(f"simulated {size}x{size} px, {days} days -> {summary.out_dir}")
     report = run_update(demo_region(out_dir, tile))
-    console.print(report.summary())
-    console.print(
+    screen.print(report.summary())
+    screen.print(
         f"\nopen {out_dir / 'report' / 'report.html'} for the metrics and pictures;\n"
         f"the fused cube is {out_dir / 'fused.zarr'} (xarray.open_zarr, consolidated=False)"
     )

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pipeline.commands._console import console
 from pipeline.errors import ConfigError
 
 
@@ -45,7 +45,9 @@ def _summary_table(rows: list[dict[str, Any]], date_rows: list[dict[str, Any]]) 
 
 
 def evaluate_command(
-    fused: Annotated[Path, typer.Argument(help="Fused Zarr store written by stfcube fuse.")],
+    fused: Annotated[
+        Path, typer.Argument(exists=True, help="Fused Zarr store written by stfcube fuse.")
+    ],
     truth: Annotated[
         str,
         typer.Argument(
@@ -115,16 +117,19 @@ def evaluate_command(
         max_pictures=max_pictures or None,
         overwrite=overwrite,
     )
-    console = Console()
-    console.print(_summary_table(list(report.band_rows), list(report.date_rows)))
+    screen = console()
+    screen.print(_summary_table(list(report.band_rows), list(report.date_rows)))
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"report: {report.out_dir / 'report.html'}")
+        screen.print(f"[yellow]note:[/] {note}")
+    screen.print(f"report: {report.out_dir / 'report.html'}")
 
 
 def compare_command(
     inputs: Annotated[
-        list[Path], typer.Argument(help="Report directories of stfcube evaluate, or fused stores.")
+        list[Path],
+        typer.Argument(
+            exists=True, help="Report directories of stfcube evaluate, or fused stores."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the comparison.")],
     label: Annotated[
@@ -148,4 +153,4 @@ def compare_command(
     from pipeline.evaluate.comparison import compare
 
     result = compare(inputs, out, labels=label, truth=truth, overwrite=overwrite)
-    Console().print(f"compared {', '.join(result.labels)}: {result.out_dir / 'compare.html'}")
+    console().print(f"compared {', '.join(result.labels)}: {result.out_dir / 'compare.html'}")

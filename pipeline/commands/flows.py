@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from pipeline.commands._console import console
+from pipeline.commands._options import check_scheduler
 from pipeline.errors import ConfigError
 
 #: Scheduler address printed by ``submit --dry-run`` when none is given.
@@ -17,10 +18,15 @@ PLACEHOLDER_SCHEDULER = "tcp://SCHEDULER-HOST:8786"
 
 
 def run_command(
-    region: Annotated[Path, typer.Argument(help="Region config (deploy/regions/*.yaml).")],
+    region: Annotated[
+        Path, typer.Argument(exists=True, help="Region config (deploy/regions/*.yaml).")
+    ],
     scheduler: Annotated[
         str | None,
-        typer.Option(help="Run on this dask scheduler (tcp://host:8786) instead of the config's."),
+        typer.Option(
+            help="Run on this dask scheduler (tcp://host:8786) instead of the config's.",
+            callback=check_scheduler,
+        ),
     ] = None,
 ) -> None:
     """Bring a region up to date: ingest new scenes, fuse what changed, evaluate.
@@ -42,17 +48,18 @@ def run_command(
     from flows.update import run_update
 
     report = run_update(config)
-    Console().print(report.summary())
+    console().print(report.summary())
 
 
 def submit_command(
-    config: Annotated[Path, typer.Argument(help="HPC config (deploy/hpc/*.yaml).")],
+    config: Annotated[Path, typer.Argument(exists=True, help="HPC config (deploy/hpc/*.yaml).")],
     slurm: Annotated[bool, typer.Option("--slurm", help="Submit with sbatch.")] = False,
     pbs: Annotated[bool, typer.Option("--pbs", help="Submit with qsub.")] = False,
     scheduler: Annotated[
         str | None,
         typer.Option(
-            help="Address of the running dask scheduler the workers join (tcp://host:port)."
+            help="Address of the running dask scheduler the workers join (tcp://host:port).",
+            callback=check_scheduler,
         ),
     ] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Worker jobs to submit.")] = 1,
@@ -84,11 +91,13 @@ def submit_command(
         typer.echo(script, nl=False)
         return
     ids = submit_job_script(script, hpc.system, jobs=jobs)
-    Console().print(f"submitted {len(ids)} {hpc.system} job(s): {' '.join(ids)}")
+    console().print(f"submitted {len(ids)} {hpc.system} job(s): {' '.join(ids)}")
 
 
 def plan_command(
-    region: Annotated[Path, typer.Argument(help="Region config (deploy/regions/*.yaml).")],
+    region: Annotated[
+        Path, typer.Argument(exists=True, help="Region config (deploy/regions/*.yaml).")
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print every batch as JSON instead of a summary.")
     ] = False,

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from pipeline.commands._console import console
 from pipeline.defaults import DEFAULT_CHUNK, RESAMPLING_METHODS
 
 
@@ -91,7 +91,7 @@ def ingest_command(
     from pipeline.ingest.catalog.ingest import catalog_query
     from pipeline.ingest.scenes import ingest
 
-    console = Console()
+    screen = console()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         report = ingest(
@@ -110,9 +110,9 @@ def ingest_command(
     for note in dict.fromkeys(
         str(w.message) for w in caught if issubclass(w.category, UserWarning)
     ):
-        console.print(f"[yellow]warning:[/] {note}")
-    console.print(report.summary())
+        screen.print(f"[yellow]warning:[/] {note}")
+    screen.print(report.summary())
     if report.skipped:
-        console.print(
+        screen.print(
             f"already in the cube (use --overwrite to rewrite): {', '.join(report.skipped)}"
         )

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from pipeline.commands._console import console
 from pipeline.commands._progress import progress_bar
 from pipeline.defaults import SIMULATED_BANDS
 
@@ -81,14 +81,14 @@ def simulate_command(
     """
     from pipeline.simulate.site import simulate_site
 
-    console = Console(stderr=True)
+    screen = console(stderr=True)
     if cloud_dates is None:
         clouds: list[str] | None = None
     elif cloud_dates.strip().lower() == "none":
         clouds = []
     else:
         clouds = _split(cloud_dates)
-    with progress_bar("simulating rows", console, transient=True) as progress:
+    with progress_bar("simulating rows", screen, transient=True) as progress:
         summary = simulate_site(
             out_dir,
             size=size,
@@ -108,10 +108,10 @@ def simulate_command(
         )
     fine = ", ".join(d.isoformat() for d in summary.fine_dates)
     cloudy = ", ".join(d.isoformat() for d in summary.cloud_dates) or "none"
-    console.print(f"[bold green]wrote[/] {summary.catalog}")
-    console.print(
+    screen.print(f"[bold green]wrote[/] {summary.catalog}")
+    screen.print(
         f"  {size}² fine pixels, {days} days from {summary.dates[0]}, ratio {coarse_ratio}"
     )
-    console.print(f"  fine dates: {fine} (cloudy: {cloudy})")
+    screen.print(f"  fine dates: {fine} (cloudy: {cloudy})")
     for event in summary.events:
-        console.print(f"  {event.kind} on {event.date}: {event.pixels} fine pixels")
+        screen.print(f"  {event.kind} on {event.date}: {event.pixels} fine pixels")
