@@ -219,6 +219,15 @@ def test_scheduler_run_fuses_on_that_cluster(
 # ------------------------------------------------------------------- failures while running
 
 
+def fuse_raises(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """Make the engine's ``fuse`` raise ``error`` once the command has checked its options."""
+
+    def failing_fuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr("pipeline.engine.run.fuse", failing_fuse)
+
+
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
@@ -252,10 +261,7 @@ def test_expected_failures_are_one_line_and_exit_2(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def failing_fuse(*args: object, **kwargs: object) -> None:
-        raise error
-
-    monkeypatch.setattr("pipeline.engine.run.fuse", failing_fuse)
+    fuse_raises(monkeypatch, error)
     assert run_failing(fuse_args(workdir), capsys) == expected
     assert not (workdir / "cache" / "logs").exists()
 
@@ -263,27 +269,21 @@ def test_expected_failures_are_one_line_and_exit_2(
 def test_interrupt_exits_130(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def interrupted_fuse(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("pipeline.engine.run.fuse", interrupted_fuse)
+    fuse_raises(monkeypatch, KeyboardInterrupt())
     assert run_failing(fuse_args(workdir), capsys, code=130) == "error: interrupted"
 
 
 def test_internal_error_is_one_line_and_its_trace_goes_to_a_log(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken_fuse(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("the kernel\nbroke")
-
-    monkeypatch.setattr("pipeline.engine.run.fuse", broken_fuse)
+    fuse_raises(monkeypatch, RuntimeError("the kernel\nbroke"))
     line = run_failing(fuse_args(workdir), capsys, code=1)
     logs = list((workdir / "cache" / "logs").iterdir())
     assert len(logs) == 1
     assert line == f"error: internal error: RuntimeError: the kernel broke; full trace in {logs[0]}"
     text = logs[0].read_text()
     assert text.startswith(f"command: stfcube fuse {workdir / 'cube.zarr'}")
-    assert "Traceback (most recent call last)" in text and "in broken_fuse" in text
+    assert "Traceback (most recent call last)" in text and "in failing_fuse" in text
 
 
 def test_internal_error_log_falls_back_to_the_temporary_folder(
@@ -294,11 +294,7 @@ def test_internal_error_log_falls_back_to_the_temporary_folder(
     (workdir / "cache").write_text("a file where the cache folder should be")
     monkeypatch.setattr(tempfile, "tempdir", str(workdir / "tmp"))
     (workdir / "tmp").mkdir()
-
-    def broken_fuse(*args: object, **kwargs: object) -> None:
-        raise ValueError("bug")
-
-    monkeypatch.setattr("pipeline.engine.run.fuse", broken_fuse)
+    fuse_raises(monkeypatch, ValueError("bug"))
     line = run_failing(fuse_args(workdir), capsys, code=1)
     (log,) = (workdir / "tmp").iterdir()
     assert line.endswith(f"full trace in {log}")
