@@ -14,6 +14,7 @@ from flows.runners import retry_options, run_on_region_runner
 from pipeline.engine.run import FuseReport, FusionSetup
 from pipeline.ops.plan import Batch, Plan, plan_update
 from pipeline.ops.update import RegionConfig, UpdatePlan
+from pipeline.store.lock import store_lock
 
 
 @task(name="plan-update", cache_policy=NO_CACHE)
@@ -51,16 +52,18 @@ def fuse_stage(config: RegionConfig) -> list[FuseReport]:
     """Submit the fusion of a region's outstanding dates in the running flow.
 
     One preparation for all outstanding dates (plan, global statistics, output store), then
-    every batch mapped concurrently: batches only write their own tiles' chunks. Returns every
+    every batch mapped concurrently: batches only write their own tiles' chunks. The flow holds
+    the store's lock (:func:`pipeline.store.lock.store_lock`) meanwhile. Returns every
     batch's report, in plan order (empty when up to date).
     """
     _, plan = plan_task.submit(config).result()
     if plan is None:
         return []
     dates = sorted({d for batch in plan.batches for d in batch.dates})
-    setup = prepare_task.with_options(**retry_options(config.retries)).submit(config, dates)
-    fuse = fuse_task.with_options(**retry_options(config.retries))
-    return [future.result() for future in fuse.map(unmapped(setup.result()), plan.batches)]
+    with store_lock(config.fused, "fuse flow"):
+        setup = prepare_task.with_options(**retry_options(config.retries)).submit(config, dates)
+        fuse = fuse_task.with_options(**retry_options(config.retries))
+        return [future.result() for future in fuse.map(unmapped(setup.result()), plan.batches)]
 
 
 @flow(name="fuse-region", log_prints=True)

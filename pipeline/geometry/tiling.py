@@ -97,13 +97,27 @@ def halo_window(tile: Tile, halo: int, shape: tuple[int, int]) -> tuple[slice, s
     pad : tuple
         ``((top, bottom), (left, right))`` pixels of the window outside the image.
     """
+    return clip_window(
+        (tile.row0 - halo, tile.row1 + halo, tile.col0 - halo, tile.col1 + halo), shape
+    )
+
+
+def clip_window(
+    window: tuple[int, int, int, int], shape: tuple[int, int]
+) -> tuple[slice, slice, tuple]:
+    """The part of ``window`` = ``(row0, row1, col0, col1)`` (any integers) inside an image of
+    ``shape``, and the padding that restores the whole window (as :func:`halo_window`).
+
+    A window entirely outside the image gives empty slices and padding of its full size.
+    """
     rows, cols = shape
-    r0, r1 = tile.row0 - halo, tile.row1 + halo
-    c0, c1 = tile.col0 - halo, tile.col1 + halo
-    inside_rows = slice(max(r0, 0), min(r1, rows))
-    inside_cols = slice(max(c0, 0), min(c1, cols))
-    pad = ((max(-r0, 0), max(r1 - rows, 0)), (max(-c0, 0), max(c1 - cols, 0)))
-    return inside_rows, inside_cols, pad
+    r0, r1, c0, c1 = window
+    top, left = min(max(-r0, 0), r1 - r0), min(max(-c0, 0), c1 - c0)
+    inside_rows = slice(min(max(r0, 0), rows), max(min(r1, rows), min(max(r0, 0), rows)))
+    inside_cols = slice(min(max(c0, 0), cols), max(min(c1, cols), min(max(c0, 0), cols)))
+    bottom = (r1 - r0) - top - (inside_rows.stop - inside_rows.start)
+    right = (c1 - c0) - left - (inside_cols.stop - inside_cols.start)
+    return inside_rows, inside_cols, ((top, bottom), (left, right))
 
 
 def pad_spatial(block: np.ndarray, pad: tuple, fill: float | bool) -> np.ndarray:

@@ -319,7 +319,8 @@ def calendar_groups(
     targets = [np.datetime64(d, "D") for d in sorted(coarse - fine)]
     if not targets:
         raise ConfigError("the calendar has no coarse date without a fine image to predict")
-    return plan_groups(targets, pair_dates, pairs, max_pairs)
+    groups, _ = plan_groups(targets, pair_dates, pairs, max_pairs)
+    return groups
 
 
 def plan_update(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
@@ -327,7 +328,7 @@ def plan_update(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
 
     Reads the cube's metadata and its pair images' validity, not the pixels to fuse.
     """
-    from pipeline.engine.run import open_cube_raw
+    from pipeline.engine.planning import open_cube_raw
 
     update = dates_to_fuse(
         config.cube,
@@ -362,7 +363,7 @@ def plan_region(config: RegionConfig) -> Plan:
     ConfigError
         Only one of ``grid`` and ``calendar`` is given, or nothing is left to fuse.
     """
-    from pipeline.engine.methods.base import get_method
+    from pipeline.engine.methods.registry import get_method
 
     if config.grid is not None and config.calendar is not None:
         max_pairs = get_method(config.method).max_pairs

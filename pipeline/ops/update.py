@@ -15,7 +15,6 @@ run).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -215,7 +214,10 @@ class RegionConfig(BaseModel):
     evaluation: Path | None = None
     """Folder for evaluation reports (default: beside the fused store)."""
     method: str = "starfm"
-    pairs: str | PositiveInt = "nearest"
+    pairs: str | PositiveInt | None = None
+    """Pair rule (default: the method's own)."""
+    pair_tolerance_days: int = Field(0, ge=0)
+    """Largest distance in days between a pair's fine and coarse images (coarse composites)."""
     params: dict[str, Any] = Field(default_factory=dict)
     tile: PositiveInt = 512
     chunk: PositiveInt = 512
@@ -287,38 +289,20 @@ class UpdatePlan:
     new: tuple[str, ...]
     """Prediction dates not yet in the fused store."""
     changed: tuple[str, ...]
-    """Dates in the store whose pairs differ from the recorded ``pairs_used``, or whose input
-    images were rewritten since they were fused."""
+    """Stale dates in the store (:func:`pipeline.store.fused.stale_dates`): their pairs changed,
+    or their input images were rewritten since they were fused."""
     unfinished: tuple[str, ...]
     """Dates in the store with tiles not marked done (an interrupted run)."""
     groups: tuple[PairGroup, ...]
     """Pair groups of the dates to fuse (what the engine will compute)."""
+    skipped: tuple[tuple[str, str], ...] = ()
+    """Dates the method cannot predict, with the reason (e.g. after the last fine image for a
+    two-pair method); reported, not fused."""
 
     @property
     def dates(self) -> tuple[str, ...]:
         """Every date to fuse, sorted."""
         return tuple(sorted({*self.new, *self.changed, *self.unfinished}))
-
-
-def _day(value: Any) -> str:
-    return str(np.datetime64(value, "D"))
-
-
-def _stored_state(fused_path: Path) -> tuple[dict[str, list[str]], dict[str, list[int]], set[str]]:
-    """(``pairs_used`` and ``input_revisions`` by date, dates whose tiles are all done) of an
-    existing fused store."""
-    import xarray as xr
-    import zarr
-
-    try:
-        group = zarr.open_group(str(fused_path), mode="r")
-        times = xr.open_zarr(fused_path, consolidated=False)["time"].values
-        done = np.asarray(group["tile_done"][...]).reshape(len(times), -1).all(axis=1)
-    except Exception as exc:
-        raise InputError(fused_path, f"cannot be read as a fused store: {exc}") from exc
-    pairs_used = json.loads(group.attrs.get("pairs_used", "{}"))
-    revisions = json.loads(group.attrs.get("input_revisions", "{}"))
-    return pairs_used, revisions, {_day(t) for t, ok in zip(times, done, strict=True) if ok}
 
 
 def _has_coarse_only_date(cube: Any) -> bool:
@@ -333,21 +317,24 @@ def dates_to_fuse(
     fused_path: str | Path,
     *,
     method: str = "starfm",
-    pairs: str | int = "nearest",
+    pairs: str | int | None = None,
     params: dict[str, Any] | None = None,
     min_pair_valid_fraction: float = 0.5,
+    pair_tolerance_days: int = 0,
 ) -> UpdatePlan:
     """Compare a cube with its fused store: which prediction dates are new, changed or unfinished.
 
     The prediction dates and their pairs come from the engine's own planner
-    (:func:`pipeline.engine.run.plan_fusion` with ``dates=None``: every coarse date without a usable
-    fine image), so this agrees with what :func:`pipeline.engine.run.fuse` computes.
+    (:func:`pipeline.engine.planning.plan_fusion` with ``dates=None``: every coarse date without
+    a usable fine image), so this agrees with what :func:`pipeline.engine.run.fuse` computes;
+    whether a fused date is stale is decided by :func:`pipeline.store.fused.stale_dates`, the
+    rule the engine applies too.
 
     Parameters
     ----------
     cube_path, fused_path
         The cube and the fused store (which may not exist yet: then every date is new).
-    method, pairs, params, min_pair_valid_fraction
+    method, pairs, params, min_pair_valid_fraction, pair_tolerance_days
         The fusion settings of the product, as given to :func:`pipeline.engine.run.fuse`.
 
     Returns
@@ -358,10 +345,11 @@ def dates_to_fuse(
     Raises
     ------
     ConfigError
-        From the engine's planner when a date to predict has no usable pair.
+        From the engine's planner when no date to predict has enough usable pairs.
     """
-    from pipeline.engine.methods.base import get_method
-    from pipeline.engine.run import REDUCTION_BLOCK, input_revisions, open_cube_raw, plan_fusion
+    from pipeline.engine.methods.registry import get_method
+    from pipeline.engine.planning import REDUCTION_BLOCK, open_cube_raw, plan_fusion
+    from pipeline.store.fused import day, input_revisions, pairs_used, stale_dates, stored_state
 
     cube_path, fused_path = Path(cube_path), Path(fused_path)
     fusion_method = get_method(method)
@@ -375,39 +363,33 @@ def dates_to_fuse(
             dates=None,
             pairs=pairs,
             min_pair_valid_fraction=min_pair_valid_fraction,
+            pair_tolerance_days=pair_tolerance_days,
         )
     except ConfigError:
         if _has_coarse_only_date(cube):
             raise
         return UpdatePlan((), (), (), ())  # e.g. the first day: only a fine+coarse pair yet
-    wanted = {
-        _day(d): [_day(p) for p in group.pair_dates]
-        for group in plan.groups
-        for d in group.predict_dates
-    }
-    recorded, recorded_revisions, complete = (
-        _stored_state(fused_path) if fused_path.exists() else ({}, {}, set())
-    )
+    wanted = pairs_used(plan.groups)
+    if fused_path.exists():
+        try:
+            attrs, stored_dates, done = stored_state(fused_path)
+        except Exception as exc:
+            raise InputError(fused_path, f"cannot be read as a fused store: {exc}") from exc
+        recorded, recorded_revisions = attrs["pairs_used"], attrs["input_revisions"]
+        complete = {d for d, ok in zip(stored_dates, done, strict=True) if ok}
+    else:
+        recorded, recorded_revisions, complete = {}, {}, set()
     revisions = input_revisions(cube, plan.groups)
     new = tuple(sorted(d for d in wanted if d not in recorded))
-    changed = tuple(
-        sorted(
-            d
-            for d in wanted
-            if d in recorded
-            and (
-                recorded[d] != wanted[d]
-                or (d in recorded_revisions and recorded_revisions[d] != revisions[d])
-            )
-        )
-    )
+    changed = tuple(stale_dates(wanted, revisions, recorded, recorded_revisions))
     unfinished = tuple(
         sorted(d for d in wanted if d in recorded and d not in changed and d not in complete)
     )
     todo = {*new, *changed, *unfinished}
     groups = tuple(
-        PairGroup(g.pair_dates, tuple(d for d in g.predict_dates if _day(d) in todo))
+        PairGroup(g.pair_dates, tuple(d for d in g.predict_dates if day(d) in todo), g.coarse_dates)
         for g in plan.groups
-        if any(_day(d) in todo for d in g.predict_dates)
+        if any(day(d) in todo for d in g.predict_dates)
     )
-    return UpdatePlan(new, changed, unfinished, groups)
+    skipped = tuple((day(d), why) for d, why in sorted(plan.skipped_dates.items()))
+    return UpdatePlan(new, changed, unfinished, groups, skipped)

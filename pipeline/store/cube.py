@@ -24,10 +24,7 @@ with a region write. Dates are stored in append order; :func:`open_cube` sorts t
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -41,6 +38,8 @@ from zarr.codecs import ZstdCodec
 from pipeline.defaults import DEFAULT_CHUNK as DEFAULT_CHUNK
 from pipeline.errors import InputError, OutputError
 from pipeline.ingest.readers import Grid
+from pipeline.store.atomic import staged
+from pipeline.store.journal import has_journal, journaled_write, roll_back
 
 #: Value of the ``stfcube_schema`` attribute.
 SCHEMA = "cube/1"
@@ -90,16 +89,29 @@ def open_cube(path: str | Path) -> xr.Dataset:
     return ds.sortby("time")
 
 
-def open_store(path: str | Path, *, spatial_block: int | None = None) -> xr.Dataset:
+def open_store(
+    path: str | Path, *, spatial_block: int | None = None, recover: bool = False
+) -> xr.Dataset:
     """Open a Zarr store lazily as stored (time in append order), without validation.
 
     Dask chunks are the stored chunks; with ``spatial_block`` (pixels) each dask chunk spans
     several stored chunks in y and x, about ``spatial_block`` pixels a side (a multiple of the
     stored chunk, at least one). Whole-image reductions use that: one task per block instead of
     one per stored chunk cuts the scheduler's per-task cost, which dominates small chunks.
+
+    A store whose last write was interrupted (:mod:`pipeline.store.journal`) is refused, or,
+    with ``recover=True`` (writers: ingest), rolled back to its state before that write first.
     """
     if not Path(path).exists():
         raise InputError(path, "cube not found")
+    if has_journal(path):
+        if not recover:
+            raise InputError(
+                path,
+                "an interrupted ingest left a write unfinished; rerun the ingest (it rolls the "
+                "cube back, then writes again) or run `stfcube verify --fix` on it",
+            )
+        roll_back(path)
     try:
         ds = xr.open_zarr(path, consolidated=False, decode_coords="all")
         if spatial_block is None or "fine" not in ds:
@@ -318,13 +330,8 @@ def write_new_cube(ds: xr.Dataset, path: str | Path) -> None:
     path = Path(path)
     if path.exists():
         raise OutputError(f"{path}: already exists")
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        ds.to_zarr(tmp, mode="w-", consolidated=False, zarr_format=3, encoding=_encoding(ds))
-        os.rename(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    with staged(path) as staging:
+        ds.to_zarr(staging, mode="w-", consolidated=False, zarr_format=3, encoding=_encoding(ds))
 
 
 #: Per-date bookkeeping coordinates that cubes written by earlier versions may lack.
@@ -342,19 +349,28 @@ def _time_only(ds: xr.Dataset, path: str | Path) -> xr.Dataset:
 
 
 def append_dates(ds: xr.Dataset, path: str | Path) -> None:
-    """Append the dates of ``ds`` (all cube variables) along ``time`` to an existing cube."""
-    _time_only(ds, path).to_zarr(path, append_dim="time", consolidated=False, zarr_format=3)
+    """Append the dates of ``ds`` (all cube variables) along ``time`` to an existing cube.
+
+    All or nothing (:func:`pipeline.store.journal.journaled_write`): if the write fails or the
+    process is killed, the cube is rolled back to exactly what it was, never left with dates
+    in ``time`` whose data were not written.
+    """
+    stored = zarr.open_array(str(Path(path) / "time"), mode="r").shape[0]
+    with journaled_write(path, range(stored, stored + ds.sizes["time"])):
+        _time_only(ds, path).to_zarr(path, append_dim="time", consolidated=False, zarr_format=3)
 
 
 def write_date(ds: xr.Dataset, path: str | Path, index: int) -> None:
     """Region-write one date (``ds`` has time length 1) at time position ``index`` of a cube.
 
     Only the variables present in ``ds`` are written (for example ``fine``, ``fine_valid`` and
-    ``fine_observed``), so the other sensor's data at that date are left as they are.
+    ``fine_observed``), so the other sensor's data at that date are left as they are. All or
+    nothing, as :func:`append_dates`.
     """
-    _time_only(ds, path).to_zarr(
-        path, region={"time": slice(index, index + 1)}, consolidated=False, zarr_format=3
-    )
+    with journaled_write(path, [index]):
+        _time_only(ds, path).to_zarr(
+            path, region={"time": slice(index, index + 1)}, consolidated=False, zarr_format=3
+        )
 
 
 def merge_source_attrs(path: str | Path, var_attrs: dict[str, dict]) -> None:

@@ -112,16 +112,14 @@ def test_a_finished_fusion_run_leaves_no_chunks_behind(tmp_path: Path) -> None:
 def test_strip_order_reuses_decoded_chunks_on_wide_images(tmp_path: Path) -> None:
     """Tiles in strips (``spatial_shares``) decode each chunk ~once with a cache far smaller than an
     image row of chunks; row-major order decodes every chunk row three times."""
-    from pipeline.engine.run import STRIP_TILES, TileTask, spatial_shares
+    from helpers.tasks import tile_task
+    from pipeline.engine.tasks import STRIP_TILES, spatial_shares
 
     shape, tile_size, halo = (32, 320), 8, 2  # 4 x 40 tiles, one 8 x 8 chunk each
     group = zarr.open_group(str(tmp_path / "wide.zarr"), mode="w")
     array = group.create_array("fine", shape=(1, 1, *shape), chunks=(1, 1, 8, 8), dtype="float32")
     array[...] = 1.0
-    tasks = [
-        TileTask("c", "o", "starfm", None, {}, (0,), (0,), (0,), t, halo, shape, "cpu", 1, "r")
-        for t in tile_grid(shape, tile_size)
-    ]
+    tasks = [tile_task(t, out=(0,), halo=halo, shape=shape) for t in tile_grid(shape, tile_size)]
     chunk_bytes = 8 * 8 * 4
     budget = (STRIP_TILES + 2) * 3 * chunk_bytes + chunk_bytes  # a strip's 3 chunk rows, not 40
 

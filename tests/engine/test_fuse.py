@@ -116,12 +116,17 @@ def test_batches_of_one_prepared_run_equal_a_single_run(small_cube: Path, tmp_pa
     out = tmp_path / "fused.zarr"
     setup = prepare_fusion(small_cube, out, tile=64, params=SMALL)
     blocks = [(0, 64, 0, 150), (64, 130, 0, 150)]
-    reports = [run_fusion(setup, dates=[d], region=b) for d in PREDICT_DATES for b in blocks]
+    reports = []
+    for d in PREDICT_DATES:
+        for b in blocks:
+            assert xr.open_zarr(out, consolidated=False).attrs["complete"] is False
+            reports.append(run_fusion(setup, dates=[d], region=b))
     assert [r.tiles_computed for r in reports] == [3, 6] * 3
     assert all(r.dates_computed == r.dates and len(r.dates) == 1 for r in reports)
     expected = whole_image_reference(small_cube, PAIR_DATES, PREDICT_DATES, SMALL)
     np.testing.assert_array_equal(read_fused(out, PREDICT_DATES), expected)
-    assert xr.open_zarr(out, consolidated=False).attrs["complete"] is False
+    # the last batch completes the store (as the flows run it: batch by batch)
+    assert xr.open_zarr(out, consolidated=False).attrs["complete"] is True
     assert run_fusion(setup).tiles_computed == 0
     assert xr.open_zarr(out, consolidated=False).attrs["complete"] is True
     with pytest.raises(ConfigError, match="not in the prepared run"):
@@ -196,17 +201,19 @@ def test_bad_input_is_reported_clearly(small_cube: Path, tmp_path: Path) -> None
         fuse(small_cube, out, method="magic")
     with pytest.raises(ConfigError, match="date 2023-01-01 is not in the cube"):
         fuse(small_cube, out, dates=["2023-01-01"])
-    with pytest.raises(ConfigError, match="no usable pair for 2024-05-03 with rule 'after'"):
+    with pytest.raises(ConfigError, match="2024-05-03: no usable pair with rule 'after'"):
         fuse(small_cube, out, dates=["2024-05-03"], pairs="after", min_pair_valid_fraction=0.99)
-    with pytest.raises(ConfigError, match="unknown STARFM parameter"):
+    with pytest.raises(ConfigError, match="unknown starfm parameter"):
         fuse(small_cube, out, params={"window": 3})
     a_file = tmp_path / "a_file.zarr"
     a_file.write_text("not a store")
     with pytest.raises(OutputError, match="is a file"):
         fuse(small_cube, a_file, params=SMALL)
     assert a_file.read_text() == "not a store"
+    plain = tmp_path / "plain"
+    plain.mkdir()
     with pytest.raises(InputError, match="not a readable Zarr store"):
-        fuse(tmp_path, out)
+        fuse(plain, out)
     assert not out.exists()
 
 
@@ -231,9 +238,9 @@ def _done_tiles(out: Path) -> int:
 
 SLOW_TILES = """
 import time
-import pipeline.engine.run as _fuse
+import pipeline.engine.tasks as _tasks
 
-_original = _fuse.run_tile
+_original = _tasks.run_tile
 
 
 def run_tile(task):
@@ -241,7 +248,7 @@ def run_tile(task):
     return _original(task)
 
 
-_fuse.run_tile = run_tile
+_tasks.run_tile = run_tile
 """
 
 
@@ -335,8 +342,10 @@ def test_pair_rules_and_pair_bounds() -> None:
     assert select_pairs(target, days, "after") == (days[2],)
     assert select_pairs(target, days, 2) == (days[1], days[2])
     assert select_pairs(days[1], days, "nearest") == (days[0], days[2])  # never itself
-    with pytest.raises(ConfigError, match=r"only 1 usable pair.*needs 2"):
-        plan_groups([np.datetime64("2024-05-20", "D")], days, "nearest", 2, min_pairs=2)
+    late = np.datetime64("2024-05-20", "D")
+    groups, skipped = plan_groups([late, target], days, "nearest", 2, min_pairs=2)
+    assert [g.predict_dates for g in groups] == [(target,)]  # the other date is skipped ...
+    assert skipped[late] == "only 1 usable pair(s) with rule 'nearest'; the method needs 2"
     with pytest.raises(ConfigError, match="at most 2 pairs"):
         plan_groups([target], days, 3, 2)
 
@@ -359,9 +368,9 @@ def test_planning_uses_the_recorded_valid_fractions(
     """Pair valid shares come from the cube's ``fine_valid_fraction``; older cubes compute them."""
     import shutil
 
-    import pipeline.engine.run
-    from pipeline.engine.methods.base import get_method
-    from pipeline.engine.run import open_cube_raw, plan_fusion
+    import pipeline.engine.planning
+    from pipeline.engine.methods.registry import get_method
+    from pipeline.engine.planning import open_cube_raw, plan_fusion
 
     method = get_method("starfm")
     kwargs = dict(
@@ -384,18 +393,17 @@ def test_planning_uses_the_recorded_valid_fractions(
     def no_compute(*args: object, **kw: object) -> None:
         raise AssertionError("planning read the masks")
 
-    monkeypatch.setattr(pipeline.engine.run.dask, "compute", no_compute)
+    monkeypatch.setattr(pipeline.engine.planning.dask, "compute", no_compute)
     assert plan_fusion(open_cube_raw(small_cube), small_cube, **kwargs).groups == recorded.groups
 
 
 def test_spatial_shares_are_balanced_bands_of_tile_rows() -> None:
-    from pipeline.engine.run import TileTask, spatial_shares
+    from helpers.tasks import tile_task
+    from pipeline.engine.tasks import TileTask, spatial_shares
     from pipeline.geometry.tiling import tile_grid
 
     def task(tile, out: int) -> TileTask:
-        return TileTask(
-            "c", "o", "starfm", None, {}, (0,), (1,), (out,), tile, 10, (70, 50), "cpu", 1, "r"
-        )
+        return tile_task(tile, out=(out,), halo=10, shape=(70, 50))
 
     tiles = tile_grid((70, 50), 16)  # 5 x 4 tiles
     tasks = [task(t, out) for out in (1, 0) for t in reversed(tiles)]  # 40, scrambled

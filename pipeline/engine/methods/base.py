@@ -1,61 +1,154 @@
-"""The fusion-method interface of the tiled engine, and the registry of methods.
+"""The method interface of the tiled engine: what a fusion method declares; the engine does the
+rest.
 
-A method tells the engine four things; the engine does everything else (pair selection,
-reading tiles with halos, scheduling, writing, resuming):
+A method is a :class:`FusionMethod` subclass, generic in its parameter type ``P`` (a frozen
+dataclass). It declares:
 
-1. **its parameters** (:meth:`FusionMethod.make_params`), validated once, recorded in the output;
-2. **its halo** (:meth:`FusionMethod.halo`): fine pixels of context each tile needs on every side
-   so that a tiled run equals a whole-image run;
-3. **its global statistics** (:meth:`FusionMethod.global_statistics`): lazy dask reductions over
-   whole images, computed once before any tile runs and handed to every tile;
-4. **its tile kernel** (:meth:`FusionMethod.fuse_tile`): plain arrays of one halo-extended tile in,
-   the tile's interior out.
+1. **parameters**: the dataclass, its defaults and :attr:`FusionMethod.parameter_docs` (units,
+   valid range, meaning); :meth:`FusionMethod.make_params` validates user overrides generically
+   (``stfcube methods`` lists them);
+2. **pair rule**: :attr:`~FusionMethod.min_pairs`, :attr:`~FusionMethod.max_pairs` (``None``: any
+   number, for time-series methods) and the default rule; dates with too few usable pairs are
+   skipped and reported, not fatal;
+3. **inputs** (:meth:`~FusionMethod.inputs`, an :class:`InputSpec`): which fine-grid arrays, which
+   arrays on the cube's native coarse grid (with a halo in coarse pixels), which static layers;
+4. **halo** in fine pixels and a **cost** per fine pixel and date (the planner's model);
+5. **global statistics** over lazy whole images of a pair group (fine, coarse and coarse at the
+   prediction dates), computed once before any tile;
+6. **output layers** besides the common ``fused`` layer (e.g. STARFM's candidate count);
+7. **devices** it runs on and how its arrays get there (:meth:`~FusionMethod.to_device`: NumPy,
+   CuPy or torch tensors; the engine hands over host arrays and takes host arrays back);
+8. **state loaded once per worker process** (:meth:`~FusionMethod.load_state`: model weights,
+   compiled kernels), cached by :func:`pipeline.engine.methods.registry.method_state`;
+9. the **tile kernel** (:meth:`~FusionMethod.fuse_tile`): one halo-extended tile in, its interior
+   out.
 
-How the methods to come map onto it (see ``docs/design.md``):
-
-- ESTARFM: two pairs, all bands at once (``fuse_tile`` gets every band), halo = half window,
-  global statistics = per-band, per-pair standard deviations for the similarity thresholds.
-- FSDAF: class map as a static input, halo = whole coarse pixels plus the spline/IDW support,
-  global statistics = per-class unmixing on the coarse grid.
-- Fit-FC: regression on the native coarse grid, halo = (regression window + bicubic support)
-  coarse pixels + the spatial-filter radius.
-- Learned models: halo = the receptive field, weights loaded once per worker by the method object.
+Nothing in the interface assumes at most two pairs: arrays carry a pairs axis of any length.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
 
-import dask
 import dask.array as da
 import numpy as np
 
 from pipeline.errors import ConfigError
+from pipeline.geometry.tiling import Tile
+from pipeline.store.fused import OutputLayer
+
+#: A method's parameter type (a frozen dataclass).
+P = TypeVar("P")
+
+#: Fine-grid arrays a method may ask for (each with its validity mask).
+FINE_GRID_INPUTS = frozenset({"fine", "coarse", "coarse_pred"})
+#: Arrays a method may ask for on the cube's native coarse grid.
+NATIVE_INPUTS = frozenset({"coarse", "coarse_pred"})
+
+
+@dataclass(frozen=True)
+class ParamDoc:
+    """How ``stfcube methods`` documents one parameter."""
+
+    units: str
+    valid: str
+    help: str
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The cube data one tile of a method needs.
+
+    Attributes
+    ----------
+    fine_grid
+        Which of ``fine`` (pairs), ``coarse`` (pairs) and ``coarse_pred`` (prediction dates) are
+        read on the fine grid, halo-extended by :meth:`FusionMethod.halo`.
+    native
+        Which of ``coarse`` and ``coarse_pred`` are read on the cube's native coarse grid
+        (``coarse_native``); the cube must have it.
+    native_halo
+        Coarse pixels of context around the coarse pixels that cover the halo-extended tile.
+    static
+        Names of time-less cube variables, ``(y, x)`` or ``(band, y, x)``, read halo-extended
+        (e.g. a class map).
+    pairs_need_coarse
+        A pair is a fine image with a coarse image of (about) the same date; ``False``: any
+        usable fine image serves (methods that use the fine image alone as reference).
+    """
+
+    fine_grid: frozenset[str] = FINE_GRID_INPUTS
+    native: frozenset[str] = frozenset()
+    native_halo: int = 0
+    static: tuple[str, ...] = ()
+    pairs_need_coarse: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.fine_grid <= FINE_GRID_INPUTS or not self.native <= NATIVE_INPUTS:
+            raise ValueError(f"unknown inputs in {self}")
+        if self.native_halo < 0:
+            raise ValueError("native_halo must be >= 0")
+
+
+@dataclass(frozen=True)
+class StatisticsInputs:
+    """Lazy whole images of one pair group, for :meth:`FusionMethod.global_statistics`.
+
+    Data ``(n, band, y, x)`` float32 (NaN = invalid), masks ``(n, y, x)`` bool, as dask arrays
+    in the pairs' / prediction dates' order; ``native`` holds the same on the native coarse grid
+    (keys ``coarse``, ``coarse_valid``, ``coarse_pred``, ``coarse_pred_valid``) when the cube has
+    one, ``static`` the time-less layers the method asked for.
+    """
+
+    fine: da.Array
+    fine_valid: da.Array
+    coarse: da.Array
+    coarse_valid: da.Array
+    coarse_pred: da.Array
+    coarse_pred_valid: da.Array
+    pair_dates: tuple[np.datetime64, ...]
+    predict_dates: tuple[np.datetime64, ...]
+    native: Mapping[str, da.Array] = field(default_factory=dict)
+    static: Mapping[str, da.Array] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class TileInputs:
-    """The arrays of one halo-extended tile, as NumPy or CuPy arrays.
+    """The arrays of one halo-extended tile and where it lies.
 
-    Every spatial array covers the tile plus ``halo`` pixels on each side; pixels outside the
-    image are NaN in the data and ``False`` in the validity masks.
+    Fine-grid data are ``(n, band, y, x)`` float32 and masks ``(n, y, x)`` bool, covering the tile
+    plus ``halo`` pixels on each side; pixels outside the image are NaN / ``False``. Arrays the
+    method did not ask for are ``None``.
 
     Attributes
     ----------
-    fine, coarse
-        (pairs, bands, y, x) float32: fine and coarse images of the input pairs.
-    fine_valid, coarse_valid
-        (pairs, y, x) bool.
-    coarse_pred
-        (dates, bands, y, x) float32: coarse images at the prediction dates.
-    coarse_pred_valid
-        (dates, y, x) bool.
+    fine, fine_valid, coarse, coarse_valid
+        The pairs' images (``n`` = pairs).
+    coarse_pred, coarse_pred_valid
+        The coarse images of the prediction dates (``n`` = dates).
     halo
         Context pixels on each side; the kernel returns the ``[halo:-halo, halo:-halo]`` interior.
+    tile
+        The tile (its rows and columns in the image).
+    pair_dates, predict_dates
+        The dates of the pairs and of the predictions.
+    bands
+        Band names.
+    native
+        Native-grid blocks (``coarse``, ``coarse_valid``, ``coarse_pred``, ``coarse_pred_valid``)
+        covering the halo-extended tile plus the method's ``native_halo``.
+    native_offset
+        ``(row, col)``, in fine pixels, of the native block's top-left corner relative to the
+        halo-extended tile's top-left corner (<= 0).
+    ratio
+        Fine pixels per coarse pixel of the native grid (``None`` without one).
+    static
+        The static layers asked for, halo-extended.
     """
 
     fine: Any
@@ -65,63 +158,179 @@ class TileInputs:
     coarse_pred: Any
     coarse_pred_valid: Any
     halo: int
+    tile: Tile
+    pair_dates: tuple[np.datetime64, ...]
+    predict_dates: tuple[np.datetime64, ...]
+    bands: tuple[str, ...]
+    native: Mapping[str, Any] = field(default_factory=dict)
+    native_offset: tuple[int, int] = (0, 0)
+    ratio: int | None = None
+    static: Mapping[str, Any] = field(default_factory=dict)
+
+    def map_arrays(self, convert: typing.Callable[[Any], Any]) -> TileInputs:
+        """A copy with every array passed through ``convert`` (e.g. to a device)."""
+
+        def apply(value: Any) -> Any:
+            return None if value is None else convert(value)
+
+        fields = ("fine", "fine_valid", "coarse", "coarse_valid", "coarse_pred")
+        return dataclasses.replace(
+            self,
+            **{name: apply(getattr(self, name)) for name in (*fields, "coarse_pred_valid")},
+            native={k: convert(v) for k, v in self.native.items()},
+            static={k: convert(v) for k, v in self.static.items()},
+        )
 
 
 @dataclass(frozen=True)
 class TileResult:
-    """A tile's prediction (dates, bands, y, x) float32 (NaN = fill) and quality (uint16)."""
+    """A tile's prediction ``(dates, band, y, x)`` float32 (NaN = no prediction) and the
+    method's own layers by name (shapes as declared by :class:`OutputLayer`)."""
 
-    prediction: np.ndarray
-    quality: np.ndarray
+    prediction: Any
+    layers: Mapping[str, Any] = field(default_factory=dict)
 
 
-class FusionMethod(ABC):
-    """Interface every fusion method implements for the tiled engine."""
+class FusionMethod(ABC, Generic[P]):
+    """Interface every fusion method implements for the tiled engine (see the module doc)."""
 
     #: Name used on the command line and recorded in the output.
     name: ClassVar[str]
-    #: Fewest and most input pairs one prediction may use.
+    #: One line for ``stfcube methods``.
+    summary: ClassVar[str]
+    #: The parameter dataclass (frozen; validates itself in ``__post_init__``).
+    params_type: ClassVar[type]
+    #: Units, valid range and meaning of every parameter.
+    parameter_docs: ClassVar[Mapping[str, ParamDoc]]
+    #: Fewest and most pairs one prediction uses (``None``: no upper bound).
     min_pairs: ClassVar[int] = 1
-    max_pairs: ClassVar[int] = 2
+    max_pairs: ClassVar[int | None] = 2
+    #: Pair rule used when the user gives none.
+    default_pairs: ClassVar[str | int] = "nearest"
+    #: Devices the method runs on.
+    devices: ClassVar[frozenset[str]] = frozenset({"cpu"})
+    #: What :meth:`cost` counts (for ``stfcube plan``).
+    cost_unit: ClassVar[str] = "operations"
+
+    def make_params(self, overrides: Mapping[str, Any] | None = None) -> P:
+        """Validated parameters from the defaults and user ``overrides``.
+
+        Values given as text (command line, YAML) are converted to the field's type: numbers,
+        booleans, and tuples written ``"a,b"``.
+
+        Raises
+        ------
+        ConfigError
+            For an unknown name or an invalid value, naming the parameter and its valid range.
+        """
+        fields = {f.name: f for f in dataclasses.fields(self.params_type)}
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"unknown {self.name} parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(fields))} (see `stfcube methods {self.name}`)"
+            )
+        converted = {}
+        for key, value in overrides.items():
+            default = fields[key].default
+            try:
+                converted[key] = coerce_like(value, default)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(self._bad_value(key, value, exc)) from None
+        try:
+            return typing.cast(P, self.params_type(**converted))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid {self.name} parameters: {exc}") from None
+
+    def _bad_value(self, key: str, value: Any, exc: Exception) -> str:
+        doc = self.parameter_docs.get(key)
+        valid = f" (valid: {doc.valid})" if doc else ""
+        return f"invalid {self.name} parameter {key}={value!r}: {exc}{valid}"
+
+    def describe_params(self, params: P) -> dict[str, Any]:
+        """JSON-serialisable view of ``params`` for provenance and the resume fingerprint."""
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(params).items()}  # type: ignore[call-overload]
+
+    def inputs(self, params: P) -> InputSpec:
+        """The cube data a tile needs (default: the fine-grid pairs and prediction dates)."""
+        return InputSpec()
 
     @abstractmethod
-    def make_params(self, overrides: Mapping[str, Any] | None = None) -> Any:
-        """Validated parameters from defaults and user ``overrides`` (unknown keys are errors)."""
-
-    @abstractmethod
-    def halo(self, params: Any) -> int:
+    def halo(self, params: P) -> int:
         """Fine pixels of context a tile needs on every side for tiled == whole image."""
 
     @abstractmethod
-    def global_statistics(
-        self, fine: da.Array, fine_valid: da.Array, params: Any
-    ) -> dict[str, da.Array]:
-        """Lazy whole-image statistics of one pair set.
+    def cost(self, params: P, n_pairs: int, n_bands: int) -> float:
+        """Work per fine pixel and prediction date, in :attr:`cost_unit` (the planner's model)."""
 
-        Parameters
-        ----------
-        fine
-            (pairs, bands, y, x) float32 dask array of the pairs' fine images (NaN = invalid).
-        fine_valid
-            (pairs, y, x) bool dask array.
-        params
-            The method's parameters.
+    def global_statistics(self, inputs: StatisticsInputs, params: P) -> dict[str, da.Array]:
+        """Lazy whole-image statistics of one pair group (default: none).
 
-        Returns
-        -------
-        dict of str to dask arrays
-            Computed once by the engine (numpy results) and passed to every :meth:`fuse_tile`.
+        The engine computes them once, before any tile, and hands the NumPy results to every
+        :meth:`fuse_tile` of the group.
         """
+        return {}
+
+    def output_layers(self, params: P) -> tuple[OutputLayer, ...]:
+        """Layers written beside ``fused`` (default: none)."""
+        return ()
+
+    def load_state(self, params: P, device: str) -> Any:
+        """State loaded once per worker process and reused by every tile (default: none)."""
+        return None
+
+    def to_device(self, inputs: TileInputs, device: str) -> TileInputs:
+        """Move a tile's host arrays to the arrays the kernel takes (default: CuPy on ``gpu``)."""
+        if device != "gpu":
+            return inputs
+        import cupy
+
+        return inputs.map_arrays(cupy.asarray)
+
+    def to_host(self, result: TileResult) -> TileResult:
+        """NumPy arrays of a tile's result (CuPy arrays are copied back; NumPy passes through)."""
+        from kernels._backend import to_numpy
+
+        return TileResult(
+            to_numpy(result.prediction), {k: to_numpy(v) for k, v in result.layers.items()}
+        )
 
     @abstractmethod
     def fuse_tile(
-        self, inputs: TileInputs, statistics: Mapping[str, np.ndarray], params: Any
+        self, inputs: TileInputs, statistics: Mapping[str, np.ndarray], params: P, state: Any
     ) -> TileResult:
         """Predict one tile's interior from its halo-extended inputs."""
 
-    def describe_params(self, params: Any) -> dict[str, Any]:
-        """JSON-serialisable view of ``params`` for provenance and the resume fingerprint."""
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(params).items()}
+
+def coerce_like(value: Any, default: Any) -> Any:
+    """``value`` converted to the type of ``default`` (text from a command line or YAML).
+
+    Raises
+    ------
+    ValueError
+        When the text does not read as that type (e.g. one number for a pair).
+    """
+    if isinstance(default, tuple):
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, int | float) or not hasattr(items, "__len__"):
+            raise ValueError(f"expected {len(default)} values written 'a,b'")
+        if len(items) != len(default):
+            raise ValueError(f"expected {len(default)} values, got {len(items)}")
+        return tuple(coerce_like(v, d) for v, d in zip(items, default, strict=True))
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError("expected true or false")
+            return lowered in {"true", "1", "yes"}
+        return value
+    if isinstance(default, int | float) and isinstance(value, str):
+        number = float(value)  # the dataclass checks integer fields itself
+        return int(number) if isinstance(default, int) and number.is_integer() else number
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -130,108 +339,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-class StarfmMethod(FusionMethod):
-    """STARFM (Gao et al. 2006) as the USDA reference program computes it (``mode="usda"``).
-
-    Per band, with the global slice thresholds (one per pair and band) computed over whole
-    images, so tiled output is identical to the reference's whole-image output.
-    """
-
-    name = "starfm"
-    min_pairs = 1
-    max_pairs = 2
-
-    def make_params(self, overrides: Mapping[str, Any] | None = None) -> Any:
-        from kernels.starfm import StarfmParams
-
-        fields = {f.name for f in dataclasses.fields(StarfmParams)}
-        overrides = dict(overrides or {})
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise ConfigError(
-                f"unknown STARFM parameter(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(fields))}"
-            )
-        if "data_range" in overrides:
-            overrides["data_range"] = tuple(overrides["data_range"])
-        try:
-            return StarfmParams(**overrides)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"invalid STARFM parameters: {exc}") from exc
-
-    def halo(self, params: Any) -> int:
-        return int(params.halo)
-
-    def global_statistics(
-        self, fine: da.Array, fine_valid: da.Array, params: Any
-    ) -> dict[str, da.Array]:
-        from kernels.starfm import slice_moments
-
-        def block_moments(fine_block: np.ndarray, valid_block: np.ndarray) -> np.ndarray:
-            # fine_block (pairs, bands, y, x), valid_block (pairs, y, x) -> (pairs, bands, 3)
-            per_band = [
-                np.stack(slice_moments(fine_block[:, b], valid_block, params=params), axis=-1)
-                for b in range(fine_block.shape[1])
-            ]
-            return np.stack(per_band, axis=1)
-
-        fine = fine.rechunk({0: -1, 1: -1})
-        valid = fine_valid.rechunk((-1, fine.chunks[2], fine.chunks[3]))
-        shape = (fine.shape[0], fine.shape[1], 3)
-        partial = [
-            da.from_delayed(dask.delayed(block_moments)(f, v), shape=shape, dtype=np.float64)
-            for f, v in zip(fine.to_delayed().ravel(), valid.to_delayed().ravel(), strict=True)
-        ]
-        return {"moments": da.stack(partial).sum(axis=0)}
-
-    def fuse_tile(
-        self, inputs: TileInputs, statistics: Mapping[str, np.ndarray], params: Any
-    ) -> TileResult:
-        from kernels.starfm import slices_from_moments, starfm_tile
-
-        xp = _array_module(inputs.fine)
-        moments = statistics["moments"]  # (pairs, bands, 3)
-        n_bands = inputs.fine.shape[1]
-        predictions, qualities = [], []
-        for band in range(n_bands):
-            slices = slices_from_moments(
-                moments[:, band, 0], moments[:, band, 1], moments[:, band, 2], params=params
-            )
-            result = starfm_tile(
-                inputs.fine[:, band],
-                inputs.coarse[:, band],
-                inputs.coarse_pred[:, band],
-                slices=slices,
-                params=params,
-                fine_valid=inputs.fine_valid,
-                coarse_valid=inputs.coarse_valid,
-                coarse_pred_valid=inputs.coarse_pred_valid,
-                halo=inputs.halo,
-            )
-            predictions.append(result.prediction)
-            qualities.append(result.quality)
-        return TileResult(xp.stack(predictions, axis=1), xp.stack(qualities, axis=1))
-
-
-def _array_module(array: Any) -> Any:
-    """``cupy`` for CuPy arrays, else ``numpy``."""
-    if type(array).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
-
-
-#: Registered methods by name.
-METHODS: dict[str, type[FusionMethod]] = {StarfmMethod.name: StarfmMethod}
-
-
-def get_method(name: str) -> FusionMethod:
-    """The method registered as ``name`` (case-insensitive); a clear error for unknown names."""
-    try:
-        return METHODS[name.lower()]()
-    except KeyError:
-        known = ", ".join(sorted(METHODS))
-        raise ConfigError(f"unknown fusion method {name!r}; available: {known}") from None

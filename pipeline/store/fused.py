@@ -1,0 +1,318 @@
+"""The fused store: its schema, creation, extension, provenance and the one staleness rule.
+
+A fused store (``stfcube_schema = "fused/1"``) holds ``fused(time, band, y, x)`` float32, the
+layers its method declares (:class:`pipeline.engine.methods.base.OutputLayer`, e.g. STARFM's
+``quality``), ``tile_done(time, tile_y, tile_x)`` completion markers, and as attributes its
+fingerprint (method, parameters, tiling: a rerun with others is refused), the pairs and the input
+revision stamps each date was computed from, the dates the method skipped and why, and whether
+every planned tile is done (``complete``). :func:`stale_dates` is the only place that decides
+that a fused date is out of date; the engine and the incremental update both use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+import pipeline
+from pipeline.errors import OutputError
+from pipeline.geometry.tiling import tile_counts
+from pipeline.store.atomic import product_kind, remove_product, staged
+from pipeline.store.cube import write_grid
+
+#: Value of the ``stfcube_schema`` attribute.
+FUSED_SCHEMA = "fused/1"
+
+
+@dataclass(frozen=True)
+class OutputLayer:
+    """A layer a method writes beside ``fused``: ``(time, [band,] y, x)`` on the fine grid."""
+
+    name: str
+    dtype: str
+    fill: float | int
+    long_name: str
+    units: str = "1"
+    per_band: bool = True
+
+    def attrs(self) -> dict[str, Any]:
+        """CF attributes of the layer."""
+        return {"long_name": self.long_name, "units": self.units}
+
+
+class PairGroup(Protocol):
+    """What the store records of a pair group (:class:`pipeline.engine.pairing.PairGroup`)."""
+
+    @property
+    def pair_dates(self) -> tuple[np.datetime64, ...]: ...
+    @property
+    def coarse_dates(self) -> tuple[np.datetime64, ...]: ...
+    @property
+    def predict_dates(self) -> tuple[np.datetime64, ...]: ...
+
+
+def day(value: Any) -> str:
+    """``YYYY-MM-DD`` of a date."""
+    return str(np.datetime64(value, "D"))
+
+
+def pairs_used(groups: Iterable[PairGroup]) -> dict[str, list[str]]:
+    """Per prediction day, its pairs: ``YYYY-MM-DD`` of each fine image, with ``~`` and the coarse
+    date when the pair's coarse image is of another day (a tolerance or a composite)."""
+    return {
+        day(d): [
+            day(p) if day(p) == day(c) else f"{day(p)}~{day(c)}"
+            for p, c in zip(g.pair_dates, g.coarse_dates, strict=True)
+        ]
+        for g in groups
+        for d in g.predict_dates
+    }
+
+
+def input_revisions(cube: xr.Dataset, groups: Iterable[PairGroup]) -> dict[str, list[int]]:
+    """Per prediction day (``YYYY-MM-DD``): the revision stamps of the images it reads.
+
+    The fine and coarse stamps of each pair in order, then the day's coarse stamp; 0 where the
+    cube has no stamps (see :mod:`pipeline.store.cube`). A prediction is out of date when these
+    differ from the ones recorded when it was computed.
+
+    Parameters
+    ----------
+    cube
+        The cube (as stored).
+    groups
+        The pair groups of the plan.
+
+    Returns
+    -------
+    dict
+        ``YYYY-MM-DD`` -> stamps, for every prediction date of ``groups``.
+    """
+
+    def stamps(name: str) -> dict[np.datetime64, int]:
+        if name not in cube.variables:
+            return {}
+        return dict(zip(cube["time"].values, np.asarray(cube[name].values).tolist(), strict=True))
+
+    fine, coarse = stamps("fine_revision"), stamps("coarse_revision")
+    return {
+        day(d): [
+            v
+            for p, c in zip(g.pair_dates, g.coarse_dates, strict=True)
+            for v in (fine.get(p, 0), coarse.get(c, 0))
+        ]
+        + [coarse.get(d, 0)]
+        for g in groups
+        for d in g.predict_dates
+    }
+
+
+def stale_dates(
+    wanted_pairs: Mapping[str, list[str]],
+    revisions: Mapping[str, list[int]],
+    recorded_pairs: Mapping[str, list[str]],
+    recorded_revisions: Mapping[str, list[int]],
+) -> list[str]:
+    """The rule: a fused date is out of date when its pairs changed (e.g. a nearer fine scene)
+    or one of the images it read was rewritten since (its revision stamps differ).
+
+    Dates not yet recorded are new, not stale. Returns the stale dates, sorted.
+    """
+    return sorted(
+        d
+        for d, pairs in wanted_pairs.items()
+        if d in recorded_pairs
+        and (
+            recorded_pairs[d] != pairs
+            or (d in recorded_revisions and recorded_revisions[d] != revisions.get(d))
+        )
+    )
+
+
+def stored_state(path: Path) -> tuple[dict[str, Any], list[str], np.ndarray]:
+    """A fused store's attributes (JSON ones parsed), its dates and which are fully done."""
+    group = zarr.open_group(str(path), mode="r")
+    attrs = group.attrs.asdict()
+    for key in ("pairs_used", "input_revisions", "skipped_dates"):
+        attrs[key] = json.loads(attrs.get(key, "{}"))
+    times = xr.open_zarr(path, consolidated=False)["time"].values
+    done = np.asarray(group["tile_done"][...]).reshape(len(times), -1).all(axis=1)
+    return attrs, [day(t) for t in times], done
+
+
+def layer_template(
+    cube: xr.Dataset, dates: Sequence[np.datetime64], tile: int, layers: Sequence[OutputLayer]
+) -> xr.Dataset:
+    """Metadata-only (dask) dataset of the output for ``dates``: ``fused``, the method's layers
+    and ``tile_done``."""
+    n_t, n_b = len(dates), cube.sizes["band"]
+    n_y, n_x = cube.sizes["y"], cube.sizes["x"]
+    n_ty, n_tx = tile_counts((n_y, n_x), tile)
+    chunks = (1, 1, min(tile, n_y), min(tile, n_x))
+    coords: dict[str, Any] = {
+        "time": np.asarray(dates, dtype="datetime64[ns]"),
+        "band": cube["band"].values.astype(object),
+        "y": cube["y"],
+        "x": cube["x"],
+    }
+    units = {k: v for k, v in cube["fine"].attrs.items() if k in {"units", "source_scale"}}
+    variables = {
+        "fused": xr.DataArray(
+            da.full((n_t, n_b, n_y, n_x), np.nan, dtype=np.float32, chunks=chunks),
+            dims=("time", "band", "y", "x"),
+            attrs={"long_name": "fused fine-resolution prediction", **units},
+        ),
+        "tile_done": xr.DataArray(
+            da.zeros((n_t, n_ty, n_tx), dtype=np.uint8, chunks=(1, 1, 1)),
+            dims=("time", "tile_y", "tile_x"),
+            attrs={"long_name": "1 where the tile's prediction for the date is completely written"},
+        ),
+    }
+    for layer in layers:
+        dims = ("time", "band", "y", "x") if layer.per_band else ("time", "y", "x")
+        shape = (n_t, n_b, n_y, n_x) if layer.per_band else (n_t, n_y, n_x)
+        variables[layer.name] = xr.DataArray(
+            da.full(shape, layer.fill, dtype=layer.dtype, chunks=chunks[-len(shape) :]),
+            dims=dims,
+            attrs=layer.attrs(),
+        )
+    out = xr.Dataset(variables, coords=coords)
+    return write_grid(out, cube.rio.crs, cube.rio.transform(recalc=False))
+
+
+def _encoding(layers: Sequence[OutputLayer]) -> dict[str, dict[str, Any]]:
+    return {
+        "time": {"units": "seconds since 1970-01-01 00:00:00", "dtype": "int64"},
+        "fused": {"fill_value": np.nan},
+        "tile_done": {"fill_value": 0},
+        **{layer.name: {"fill_value": layer.fill} for layer in layers},
+    }
+
+
+def prepare_output(
+    out_path: Path,
+    cube: xr.Dataset,
+    groups: Sequence[PairGroup],
+    skipped: Mapping[np.datetime64, str],
+    fingerprint: Mapping[str, Any],
+    layers: Sequence[OutputLayer],
+    *,
+    tile: int,
+    overwrite: bool,
+    cube_path: Path,
+) -> dict[np.datetime64, int]:
+    """Create or extend the output store; return each prediction date's time index in it.
+
+    Dates already in the store keep their index; new dates are appended. A stale date
+    (:func:`stale_dates`) has its completion markers cleared so that its tiles are recomputed.
+    ``overwrite`` replaces an existing fused store only
+    (:func:`pipeline.store.atomic.remove_product`): never another folder, never the input cube
+    ``cube_path``.
+
+    Raises
+    ------
+    OutputError
+        When the path holds something else, a damaged store, or a store written with other
+        parameters (without ``overwrite``).
+    """
+    from pipeline.store.verify import check_fused_store
+
+    wanted = pairs_used(groups)
+    dates = sorted(d for g in groups for d in g.predict_dates)
+    if out_path.exists() and not out_path.is_dir():
+        raise OutputError(f"{out_path}: the output path is a file, not a Zarr store directory")
+    if out_path.is_dir() and not any(out_path.iterdir()):
+        out_path.rmdir()  # an empty folder made for the output: nothing to lose
+    if out_path.exists() and overwrite:
+        remove_product(out_path, ("fused",), inputs=[cube_path])
+    if out_path.exists() and product_kind(out_path) != "fused":
+        raise OutputError(
+            f"{out_path}: exists and is not a stfcube fused store; choose another output path"
+        )
+    if not out_path.exists():
+        _create(out_path, cube, dates, fingerprint, layers, tile)
+    group = zarr.open_group(str(out_path), mode="r+")
+    attrs = group.attrs.asdict()
+    if attrs.get("stfcube_schema") != FUSED_SCHEMA:
+        raise OutputError(f"{out_path}: exists and is not a stfcube fused store; use another path")
+    check_fused_store(out_path, group)
+    if json.loads(attrs.get("fingerprint", "{}")) != dict(fingerprint):
+        raise OutputError(
+            f"{out_path}: exists with other parameters ({attrs.get('fingerprint')}); "
+            "pass --overwrite to replace it or choose another output path"
+        )
+    stored = xr.open_zarr(out_path, consolidated=False)["time"].values
+    new_dates = [d for d in dates if d not in set(stored)]
+    if new_dates:
+        layer_template(cube, new_dates, tile, layers).to_zarr(
+            out_path, mode="a", append_dim="time", compute=False, consolidated=False
+        )
+        stored = np.concatenate([stored, np.asarray(new_dates, dtype=stored.dtype)])
+    index = {t: i for i, t in enumerate(stored)}
+    previous = json.loads(attrs.get("pairs_used", "{}"))
+    revisions = input_revisions(cube, groups)
+    previous_revisions = json.loads(attrs.get("input_revisions", "{}"))
+    for stale in stale_dates(wanted, revisions, previous, previous_revisions):
+        group["tile_done"][index[np.datetime64(stale, "ns")]] = 0
+    was_skipped = json.loads(attrs.get("skipped_dates", "{}"))
+    now_skipped = {day(d): reason for d, reason in skipped.items()}
+    group.attrs.update(
+        {
+            "pairs_used": json.dumps({**previous, **wanted}, sort_keys=True),
+            "input_revisions": json.dumps({**previous_revisions, **revisions}, sort_keys=True),
+            "skipped_dates": json.dumps(
+                {d: r for d, r in {**was_skipped, **now_skipped}.items() if d not in wanted},
+                sort_keys=True,
+            ),
+            "complete": False,
+        }
+    )
+    return {d: index[d] for d in dates}
+
+
+def _create(
+    out_path: Path,
+    cube: xr.Dataset,
+    dates: Sequence[np.datetime64],
+    fingerprint: Mapping[str, Any],
+    layers: Sequence[OutputLayer],
+    tile: int,
+) -> None:
+    """Write the metadata-only store in a temporary sibling and rename it into place."""
+    template = layer_template(cube, dates, tile, layers)
+    template.attrs = {
+        "stfcube_schema": FUSED_SCHEMA,
+        "method": fingerprint["method"],
+        "parameters": json.dumps(fingerprint["parameters"], sort_keys=True),
+        "fingerprint": json.dumps(dict(fingerprint), sort_keys=True),
+        "layers": json.dumps([layer.name for layer in layers]),
+        "pairs_used": "{}",
+        "input_revisions": "{}",
+        "skipped_dates": "{}",
+        "stfcube_version": pipeline.__version__,
+        "source_cube": fingerprint["source_cube"],
+        "complete": False,
+    }
+    for key in ("fine_sensor", "coarse_sensor"):
+        if key in cube.attrs:
+            template.attrs[key] = cube.attrs[key]
+    with staged(out_path) as staging:
+        template.to_zarr(
+            staging, mode="w", compute=False, consolidated=False, encoding=_encoding(layers)
+        )
+
+
+def mark_complete_if_done(out_path: Path) -> bool:
+    """Set ``complete`` when every tile of every date is marked done; return the flag."""
+    group = zarr.open_group(str(out_path), mode="r+")
+    complete = bool(np.asarray(group["tile_done"][...]).all())
+    group.attrs["complete"] = complete
+    return complete
