@@ -31,17 +31,62 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import InputError
 from pipeline.ingest.readers import Scene, SceneStack
 
-_DateLike = dt.date | dt.datetime | str
+#: An ISO 8601 day, optionally with a time of day and UTC offset (2004-12-28, 2004-12-28T10:30Z).
+_ISO_DAY = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+)
+
+
+def parse_day(value: object) -> dt.date:
+    """A date written in a manifest: a YAML date or datetime, or an ISO 8601 string.
+
+    Strings are ``YYYY-MM-DD``, optionally followed by a time of day (dropped); nothing else.
+
+    Raises
+    ------
+    ValueError
+        For a number (``20041228`` unquoted in YAML is an integer, not a date: the message
+        suggests the date it looks like) or a string that is not exactly an ISO date.
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, bool | int | float):
+        try:
+            hint = f"{dt.datetime.strptime(str(value), '%Y%m%d').date()} (YYYY-MM-DD)"
+        except ValueError:
+            hint = "YYYY-MM-DD"
+        raise ValueError(f"{value!r} is a number, not a date: write {hint}")
+    if isinstance(value, str) and _ISO_DAY.fullmatch(value.strip()):
+        try:
+            return dt.datetime.fromisoformat(value.strip()).date()
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a date: write YYYY-MM-DD")
+
+
+#: A manifest date, checked by :func:`parse_day`.
+_Day = Annotated[dt.date, BeforeValidator(parse_day)]
 
 
 class Decoding(BaseModel):
@@ -62,8 +107,8 @@ class ManifestScene(BaseModel):
 
     role: Literal["fine", "coarse", "truth"]
     path: str
-    date: _DateLike | None = None
-    band_dates: list[_DateLike] | dict[int, _DateLike] | None = None
+    date: _Day | None = None
+    band_dates: dict[int, _Day] | None = None
     bands: tuple[int, ...] = ()
     mask: str | None = None
     scale: float | None = None
@@ -78,6 +123,14 @@ class ManifestScene(BaseModel):
         if self.band_dates is not None and self.bands:
             raise ValueError("'bands' cannot be combined with 'band_dates' (each band is a date)")
         return self
+
+    @field_validator("band_dates", mode="before")
+    @classmethod
+    def _numbered_bands(cls, band_dates: object) -> object:
+        """A list of dates numbers its bands from 1."""
+        if isinstance(band_dates, list):
+            return dict(enumerate(band_dates, start=1))
+        return band_dates
 
     @field_validator("bands")
     @classmethod
@@ -102,64 +155,53 @@ class Manifest(BaseModel):
     scenes: list[ManifestScene] = Field(min_length=1)
 
 
-def to_day(value: _DateLike, where: str | Path) -> np.datetime64:
-    """A date, datetime or ISO string as ``datetime64[D]`` (times of day are dropped).
-
-    Raises
-    ------
-    InputError
-        When ``value`` is not a date (``where`` names the file in the message).
-    """
-    try:
-        return (
-            np.datetime64(str(value)[:10], "D")
-            if isinstance(value, str)
-            else np.datetime64(value.isoformat()[:10], "D")
-        )
-    except ValueError as exc:
-        raise InputError(where, f"{value!r} is not a date (use YYYY-MM-DD)") from exc
-
-
 def _resolve(path: str, root: Path) -> str:
     return path if "://" in path or Path(path).is_absolute() else str(root / path)
 
 
 def _scenes(entry: ManifestScene, defaults: Decoding, root: Path, where: Path) -> list[Scene]:
     """Expand one entry into scenes (one per band for ``band_dates``)."""
-    common = {
-        "role": entry.role,
-        "path": _resolve(entry.path, root),
-        "scale": defaults.scale if entry.scale is None else entry.scale,
-        "offset": defaults.offset if entry.offset is None else entry.offset,
-        "nodata": defaults.nodata if entry.nodata is None else entry.nodata,
-        "mask_path": None if entry.mask is None else _resolve(entry.mask, root),
-        "mask_valid_values": (
-            defaults.mask_valid_values
-            if entry.mask_valid_values is None
-            else entry.mask_valid_values
-        ),
-    }
-    if entry.mask is not None and not common["mask_valid_values"]:
-        raise InputError(where, f"scene {entry.path}: a mask needs 'mask_valid_values'")
-    if entry.band_dates is None:
-        return [Scene(date=to_day(entry.date, where), bands=entry.bands, **common)]
-    pairs = (
-        enumerate(entry.band_dates, start=1)
-        if isinstance(entry.band_dates, list)
-        else sorted(entry.band_dates.items())
+    valid_values = (
+        defaults.mask_valid_values if entry.mask_valid_values is None else entry.mask_valid_values
     )
-    return [Scene(date=to_day(day, where), bands=(band,), **common) for band, day in pairs]
+    if entry.mask is not None and not valid_values:
+        raise InputError(where, f"scene {entry.path}: a mask needs 'mask_valid_values'")
+
+    def scene(day: dt.date, bands: tuple[int, ...]) -> Scene:
+        return Scene(
+            role=entry.role,
+            date=np.datetime64(day, "D"),
+            path=_resolve(entry.path, root),
+            bands=bands,
+            scale=defaults.scale if entry.scale is None else entry.scale,
+            offset=defaults.offset if entry.offset is None else entry.offset,
+            nodata=defaults.nodata if entry.nodata is None else entry.nodata,
+            mask_path=None if entry.mask is None else _resolve(entry.mask, root),
+            mask_valid_values=valid_values,
+        )
+
+    if entry.date is not None:
+        return [scene(entry.date, entry.bands)]
+    band_dates = entry.band_dates or {}  # the model holds exactly one of date and band_dates
+    return [scene(day, (band,)) for band, day in sorted(band_dates.items())]
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:
+    """The validation errors, one per problem, each naming its place (and scene file)."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
-    return "; ".join(parts)
+        loc = err["loc"]
+        where = ".".join(str(p) for p in loc)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if len(loc) > 1 and loc[0] == "scenes" and isinstance(loc[1], int):
+            entry = raw["scenes"][loc[1]]
+            if isinstance(entry, dict) and "path" in entry:
+                message += f" (scene {entry['path']})"
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(dict.fromkeys(parts))
 
 
-def _read_csv(path: Path) -> dict:
+def _read_csv(path: Path) -> dict[str, Any]:
     """CSV rows as the ``scenes`` list of a manifest dictionary."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
@@ -211,7 +253,7 @@ def load_manifest(path: str | Path, *, root: str | Path | None = None) -> SceneS
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(path, f"invalid manifest: {_describe(exc)}") from exc
+        raise InputError(path, f"invalid manifest: {_describe(exc, raw)}") from exc
     base = Path(root) if root is not None else path.parent / (manifest.root or ".")
     scenes = [
         scene

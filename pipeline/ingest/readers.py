@@ -3,7 +3,7 @@
 A :class:`Scene` says what to read (file, bands, date, role) and how to decode it (scale,
 offset, nodata, mask file and its clear values). Every front-end (YAML/CSV manifests, STAC
 catalogs) produces scenes; :func:`read_scene` turns one into lazy dask-backed arrays on a
-target :class:`Grid`:
+target :class:`~pipeline.geometry.grid.Grid`:
 
 - ``values`` (band, y, x) float32 in common units ``raw * scale + offset``, NaN where invalid;
 - ``valid`` (y, x) bool: inside the scene footprint, no band at nodata or non-finite, and the
@@ -11,24 +11,24 @@ target :class:`Grid`:
 
 When the scene's own grid differs from the target grid, GDAL warps it (a ``WarpedVRT``, read
 window by window) with the stated resampling; masks are always warped with ``nearest``. Nothing
-is read until the arrays are computed, so memory is bounded by the chunks.
+is read until the arrays are computed, so memory is bounded by the chunks. :func:`has_data`
+checks, window by window, that a scene has pixels with data before anything is written.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
 import rasterio
 import rioxarray
-from affine import Affine
+import xarray as xr
 from pyproj import Transformer
-from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
@@ -36,75 +36,15 @@ from rasterio.windows import Window
 
 from pipeline.defaults import RESAMPLING_METHODS as RESAMPLING_METHODS
 from pipeline.errors import InputError
+from pipeline.geometry.grid import Grid, PixelWindow
 
 #: Roles a scene can play. ``truth`` scenes are fine-sensor images kept for evaluation only.
 ROLES = ("fine", "coarse", "truth")
 
 #: Drivers whose files are raw pixel arrays: a short file is detected from its size.
 _RAW_DRIVERS = frozenset({"ENVI", "EHdr", "BT", "GenBin", "ISCE", "PAux"})
-
-
-@dataclass(frozen=True, slots=True)
-class Grid:
-    """A north-up pixel grid: CRS (``None`` for ungeoreferenced data), affine transform, shape.
-
-    Attributes
-    ----------
-    crs
-        The coordinate reference system, or ``None`` when the data carry none (pixel grid only).
-    transform
-        Affine transform from (col, row) of the pixel's upper-left corner to CRS coordinates.
-    height, width
-        Number of rows and columns.
-    """
-
-    crs: CRS | None
-    transform: Affine
-    height: int
-    width: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(height, width)."""
-        return (self.height, self.width)
-
-    @property
-    def res(self) -> tuple[float, float]:
-        """Pixel size (x, y) as signed transform coefficients (a, e)."""
-        return (self.transform.a, self.transform.e)
-
-    def same_crs(self, other: Grid) -> bool:
-        """True when both grids have no CRS, or both have equal CRSs."""
-        if self.crs is None or other.crs is None:
-            return self.crs is None and other.crs is None
-        return self.crs == other.crs
-
-    def matches(self, other: Grid, tolerance: float = 1e-6) -> bool:
-        """True when the grids have the same CRS and shape and transforms equal within
-        ``tolerance`` pixels."""
-        if not self.same_crs(other) or self.shape != other.shape:
-            return False
-        pixel = min(abs(self.transform.a), abs(self.transform.e))
-        return all(
-            math.isclose(a, b, rel_tol=0.0, abs_tol=tolerance * pixel)
-            for a, b in zip(self.transform[:6], other.transform[:6], strict=True)
-        )
-
-    def x_coords(self) -> np.ndarray:
-        """Pixel-centre x coordinates (float64)."""
-        return self.transform.c + self.transform.a * (np.arange(self.width) + 0.5)
-
-    def y_coords(self) -> np.ndarray:
-        """Pixel-centre y coordinates (float64)."""
-        return self.transform.f + self.transform.e * (np.arange(self.height) + 0.5)
-
-    def describe(self) -> str:
-        """Short human-readable description for error messages."""
-        crs = "no CRS" if self.crs is None else (self.crs.to_string() or "custom CRS")[:60]
-        t = self.transform
-        return (
-            f"{self.height}x{self.width} pixels of {t.a:g} x {t.e:g} at ({t.c:g}, {t.f:g}), {crs}"
-        )
+#: Side, in pixels, of the windows :func:`has_data` reads at a time.
+SCAN_WINDOW = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,52 +199,8 @@ def _check_complete(src: rasterio.DatasetReader, path: str) -> None:
         ) from exc
 
 
-def coarse_alignment(coarse: Grid, fine: Grid) -> tuple[int | None, str]:
-    """Integer pixel ratio of a coarse grid to a fine grid, if they nest exactly.
-
-    Parameters
-    ----------
-    coarse, fine
-        The two grids.
-
-    Returns
-    -------
-    (ratio, reason)
-        ``ratio`` is the integer coarse/fine pixel ratio when both grids share a CRS, their pixel
-        sizes have an integer ratio (same in x and y, same axis directions) and the fine grid's
-        origin lies on a coarse pixel edge; otherwise ``None`` and ``reason`` says why.
-    """
-    if not coarse.same_crs(fine):
-        return None, "its CRS differs from the fine grid's"
-    (cx, cy), (fx, fy) = coarse.res, fine.res
-    rx, ry = cx / fx, cy / fy
-    ratio = round(rx)
-    if ratio < 1 or not (
-        math.isclose(rx, ratio, rel_tol=1e-6) and math.isclose(ry, ratio, rel_tol=1e-6)
-    ):
-        return None, f"pixel ratio to the fine grid is {rx:g} x {ry:g}, not one integer"
-    ox = (fine.transform.c - coarse.transform.c) / cx
-    oy = (fine.transform.f - coarse.transform.f) / cy
-    if not (
-        math.isclose(ox, round(ox), abs_tol=1e-6) and math.isclose(oy, round(oy), abs_tol=1e-6)
-    ):
-        return None, f"the fine grid's origin is {ox:g}, {oy:g} coarse pixels off its pixel edges"
-    return ratio, ""
-
-
-def native_grid(coarse: Grid, fine: Grid, ratio: int) -> Grid:
-    """The coarse grid restricted to the coarse pixels covering the fine grid's extent."""
-    t = coarse.transform
-    return Grid(
-        crs=fine.crs,
-        transform=Affine(t.a, 0.0, fine.transform.c, 0.0, t.e, fine.transform.f),
-        height=-(-fine.height // ratio),
-        width=-(-fine.width // ratio),
-    )
-
-
-def _chunks(grid: Grid, chunk: int) -> tuple[int, int]:
-    return (min(chunk, grid.height), min(chunk, grid.width))
+def _chunks(shape: tuple[int, int], chunk: int) -> tuple[int, int]:
+    return (min(chunk, shape[0]), min(chunk, shape[1]))
 
 
 def _open_raw(
@@ -318,7 +214,7 @@ def _open_raw(
 ) -> da.Array:
     """Lazy (band, y, x) raw pixels of ``path`` on ``target``; float32 with NaN outside the
     source when warped, the file's dtype otherwise."""
-    cy, cx = _chunks(target, chunk)
+    cy, cx = _chunks(target.shape, chunk)
     chunks = {"band": 1, "y": cy, "x": cx}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -341,29 +237,91 @@ def _open_raw(
                 ) as vrt,
             ):
                 arr = rioxarray.open_rasterio(vrt, chunks=chunks, mask_and_scale=False)
+    if not isinstance(arr, xr.DataArray):
+        raise InputError(path, "holds several subdatasets: name one of them (GDAL syntax)")
     return arr.isel(band=[b - 1 for b in bands]).data
 
 
 def footprint(source: Grid, target: Grid, chunk: int) -> da.Array:
     """Lazy (y, x) bool: target pixel centres that fall inside the source raster."""
-    template = da.zeros(target.shape, dtype=bool, chunks=_chunks(target, chunk))
+    template = da.zeros(target.shape, dtype=bool, chunks=_chunks(target.shape, chunk))
     transformer = (
         None
         if source.same_crs(target)
         else Transformer.from_crs(target.crs, source.crs, always_xy=True)
     )
-    inverse = ~source.transform
+    to, so = target.transform, source.transform  # north-up: no rotation terms
 
-    def _inside(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+    def _inside(block: np.ndarray, *, block_info: dict[Any, Any]) -> np.ndarray:
         (r0, r1), (c0, c1) = block_info[0]["array-location"]
         cols, rows = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
-        x, y = target.transform * (cols, rows)
+        x, y = to.c + to.a * cols, to.f + to.e * rows
         if transformer is not None:
             x, y = transformer.transform(x, y)
-        sc, sr = inverse * (x, y)
+        sc, sr = (x - so.c) / so.a, (y - so.f) / so.e
         return (sc >= 0) & (sc < source.width) & (sr >= 0) & (sr < source.height)
 
     return template.map_blocks(_inside, dtype=bool, meta=np.array((), dtype=bool))
+
+
+def _is_nodata(raw: Any, nodata: float) -> Any:
+    """Where raw pixels (NumPy or dask) equal ``nodata`` in their own data type."""
+    return raw == np.asarray(nodata).astype(raw.dtype)
+
+
+def _scan_windows(area: PixelWindow, block: tuple[int, int]) -> list[Window]:
+    """``area`` cut into windows of about :data:`SCAN_WINDOW` pixels aligned to the file's blocks,
+    nearest the centre first."""
+    steps = [b * (SCAN_WINDOW // b) if b <= SCAN_WINDOW else SCAN_WINDOW for b in block]
+    rows = range(area.row0 - area.row0 % steps[0], area.row1, steps[0])
+    cols = range(area.col0 - area.col0 % steps[1], area.col1, steps[1])
+    windows = [
+        Window.from_slices(
+            (max(r, area.row0), min(r + steps[0], area.row1)),
+            (max(c, area.col0), min(c + steps[1], area.col1)),
+        )
+        for r in rows
+        for c in cols
+    ]
+    centre_row, centre_col = (area.row0 + area.row1) / 2, (area.col0 + area.col1) / 2
+    return sorted(
+        windows,
+        key=lambda w: (
+            (w.row_off + w.height / 2 - centre_row) ** 2
+            + (w.col_off + w.width / 2 - centre_col) ** 2
+        ),
+    )
+
+
+def has_data(scene: Scene, info: RasterInfo, area: PixelWindow) -> bool:
+    """Whether some pixel of ``area`` (of the scene's own grid) has data in every band read.
+
+    A pixel has data where no band is at the nodata value or non-finite (the scene's mask is
+    not consulted: a fully clouded scene is a valid observation). The file is read one window
+    of about :data:`SCAN_WINDOW` pixels a side at a time, from the centre of ``area`` outwards,
+    stopping at the first pixel with data: a scene with data near its centre costs one window;
+    only a scene without any data is read entirely, still one window at a time.
+
+    Raises
+    ------
+    InputError
+        When a window cannot be decoded (a corrupt block).
+    """
+    nodata = scene.nodata if scene.nodata is not None else info.nodata
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(_gdal_path(scene.path)) as src:
+                for window in _scan_windows(area, src.block_shapes[0]):
+                    raw = src.read(list(scene.bands), window=window)
+                    present = np.isfinite(raw)
+                    if nodata is not None:
+                        present &= ~_is_nodata(raw, nodata)
+                    if present.all(axis=0).any():
+                        return True
+    except RasterioError as exc:
+        raise InputError(scene.path, f"corrupt: its pixels cannot be decoded ({exc})") from exc
+    return False
 
 
 def read_scene(
@@ -404,7 +362,7 @@ def read_scene(
     raw = _open_raw(scene.path, scene.bands, info.grid, target, chunk, resampling, nodata)
     decoded = raw.astype(np.float64)
     if nodata is not None and not warped:
-        decoded = da.where(raw == np.asarray(nodata).astype(raw.dtype), np.nan, decoded)
+        decoded = da.where(_is_nodata(raw, nodata), np.nan, decoded)
     values = (decoded * scene.scale + scene.offset).astype(np.float32)
     valid = da.isfinite(values).all(axis=0)
     if warped:
@@ -441,7 +399,7 @@ def repeat_to_grid(
         (band, y, x) and (y, x) lazy arrays on the fine grid.
     """
     height, width = shape
-    cy, cx = _chunks(Grid(None, Affine.identity(), height, width), chunk)
+    cy, cx = _chunks(shape, chunk)
     big = da.repeat(da.repeat(values, ratio, axis=1), ratio, axis=2)[:, :height, :width]
     mask = da.repeat(da.repeat(valid, ratio, axis=0), ratio, axis=1)[:height, :width]
     return big.rechunk((1, cy, cx)), mask.rechunk((cy, cx))

@@ -11,7 +11,7 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
-from pipeline.ingest.readers import Grid
+from pipeline.geometry.grid import Grid
 from pipeline.store.cube import COMMON_UNITS, SCHEMA, build_dataset, empty_layer, write_new_cube
 
 

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 from helpers.fixtures.stac.rasters import load_items, localize, window_bbox
 from pipeline.cli import app
 from pipeline.errors import ConfigError, InputError
+from pipeline.ingest.catalog.find import find_items, parse_bbox, parse_dates
 from pipeline.ingest.catalog.ingest import CatalogQuery, ingest_catalog
-from pipeline.ingest.catalog.load import find_items, parse_bbox, parse_dates
 from pipeline.store.cube import open_cube
 
 pytestmark = pytest.mark.shared

@@ -1,12 +1,11 @@
 """Ingest tests on small synthetic stacks: GeoTIFF manifests, STAC catalogs, appends, CLI.
 
-The helpers at the top (synthetic images, manifests, catalogs, store checksums) are shared with
-``test_ingest_errors.py``.
+The helpers at the top (synthetic images, manifests, catalogs) are shared with the other ingest
+tests; store checksums come from ``helpers.checksums``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from typer.testing import CliRunner
 
+from helpers.checksums import tree_checksum
 from pipeline.errors import InputError
 from pipeline.ingest.scenes import ingest
 from pipeline.store.cube import open_cube, validate_cube
@@ -173,15 +173,6 @@ def make_stac(root: Path, size: int = 32) -> Path:
     catalog.make_all_asset_hrefs_relative()
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
     return root / "catalog.json"
-
-
-def tree_checksum(path: Path) -> str:
-    """sha256 over every file name and content under ``path`` (a store's exact state)."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(path)).encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------- tests

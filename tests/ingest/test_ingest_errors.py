@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,12 +12,13 @@ from test_ingest import (
     coarse_image,
     fine_image,
     make_site,
-    tree_checksum,
     write_manifest,
     write_tif,
 )
 from typer.testing import CliRunner
 
+from helpers.checksums import tree_checksum
+from helpers.cli import one_line, run_stfcube
 from pipeline.cli import app
 from pipeline.errors import InputError
 from pipeline.ingest.scenes import ingest
@@ -156,19 +155,7 @@ def test_grid_mismatch_with_existing_cube(cube):
 def test_cli_exit_code_and_message(cube):
     cube_path, root = cube
     manifest, problem = _missing(root)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from pipeline.cli import main; main()",
-            "ingest",
-            str(manifest),
-            str(cube_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_stfcube("ingest", manifest, cube_path)
     assert result.returncode == 2
-    message = " ".join(result.stderr.split())  # rich wraps long lines
+    message = one_line(result.stderr)
     assert "bad.tif: file not found" in message and problem in message

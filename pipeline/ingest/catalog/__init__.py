@@ -2,7 +2,11 @@
 
 - :mod:`pipeline.ingest.catalog.collections`: per-collection tables (bands, decoding, QA, dates).
 - :mod:`pipeline.ingest.catalog.qa`: QA layers to validity masks.
-- :mod:`pipeline.ingest.catalog.load`: finding items and loading them onto one grid (odc-stac).
+- :mod:`pipeline.ingest.catalog.find`: finding items (STAC API, static catalog, item files).
+- :mod:`pipeline.ingest.catalog.prepare`: normalising items (assets keyed by band, metadata
+  completed) and checking their assets.
+- :mod:`pipeline.ingest.catalog.grids`: the fine grid of a region and its native coarse grid.
+- :mod:`pipeline.ingest.catalog.load`: loading items onto one grid (odc-stac), decoded and masked.
 - :mod:`pipeline.ingest.catalog.ingest`: :func:`ingest_catalog`, items into a new cube or the images
   an existing cube lacks.
 """

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 import zarr
 from odc.geo.geobox import GeoBox
-from rasterio.crs import CRS as RioCRS
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.ingest.catalog.collections import (
@@ -36,22 +36,23 @@ from pipeline.ingest.catalog.collections import (
     collection_spec,
     common_bands,
 )
-from pipeline.ingest.catalog.load import (
-    BBox,
-    PreparedItem,
-    SensorData,
-    check_assets,
+from pipeline.ingest.catalog.find import BBox, find_items, parse_bbox, parse_dates
+from pipeline.ingest.catalog.grids import (
     coarse_ratio,
-    find_items,
-    load_sensor,
+    geobox_of,
+    grid_of,
     native_geobox,
-    parse_bbox,
-    parse_dates,
-    prepare_items,
     target_geobox,
 )
-from pipeline.ingest.readers import Grid
-from pipeline.ingest.scenes import IngestReport, open_existing_cube, with_cube_attrs
+from pipeline.ingest.catalog.load import SensorData, load_sensor
+from pipeline.ingest.catalog.prepare import PreparedItem, check_assets, prepare_items
+from pipeline.ingest.scenes import (
+    ImageKey,
+    IngestReport,
+    Layer,
+    open_existing_cube,
+    with_cube_attrs,
+)
 from pipeline.store.cube import (
     COMMON_UNITS,
     DEFAULT_CHUNK,
@@ -164,7 +165,7 @@ def ingest_catalog(
 ) -> IngestReport:
     """Ingest the fine and coarse catalog items of a region and date range into a cube.
 
-    A new cube takes its grid from the query (:func:`~pipeline.ingest.catalog.load.target_geobox`).
+    A new cube takes its grid from the query (:func:`~pipeline.ingest.catalog.grids.target_geobox`).
     An existing cube keeps its grid, native coarse grid, bands and resampling: the items are
     loaded onto them, dates it lacks are appended along ``time``, a sensor's image for a date
     that so far has only the other sensor is region-written into that date, and images it
@@ -235,7 +236,10 @@ def ingest_catalog(
             var_attrs=var_attrs,
         )
         write_new_cube(ds, cube_path)
-        written, skipped, overwritten, n_times = sorted(keys), [], [], len(dates)
+        written: list[ImageKey] = sorted(keys)
+        skipped: list[ImageKey] = []
+        overwritten: list[ImageKey] = []
+        n_times = len(dates)
     else:
         written, skipped, overwritten, n_times = _update(
             cube, cube_path, sensors, keys, bands, (geobox, native), chunk, overwrite
@@ -254,7 +258,7 @@ def ingest_catalog(
         ignored=0,
         n_times=n_times,
         bands=tuple(bands),
-        shape=tuple(geobox.shape),
+        shape=(int(geobox.shape[0]), int(geobox.shape[1])),
         coarse_native=native is not None,
         resampling=resampling,
         warnings=tuple(f"fine {d}: only {f:.0%} valid" for d, f in flagged.items()),
@@ -262,7 +266,7 @@ def ingest_catalog(
     )
 
 
-def _labels(keys: Sequence[tuple[str, np.datetime64]]) -> list[str]:
+def _labels(keys: Sequence[ImageKey]) -> list[str]:
     return sorted(f"{sensor} {day}" for sensor, day in keys)
 
 
@@ -313,15 +317,7 @@ def _cube_geoboxes(cube: xr.Dataset, path: Path) -> tuple[GeoBox, GeoBox | None]
     if grid.crs is None:
         raise InputError(path, "the cube has no CRS, so catalog items cannot be put on its grid")
     native = native_cube_grid(cube)
-    return _geobox(grid), _geobox(native) if native is not None else None
-
-
-def _geobox(grid: Grid) -> GeoBox:
-    return GeoBox(grid.shape, grid.transform, grid.crs.to_wkt())
-
-
-def _grid(geobox: GeoBox) -> Grid:
-    return Grid(RioCRS.from_wkt(geobox.crs.to_wkt()), geobox.transform, *geobox.shape)
+    return geobox_of(grid), geobox_of(native) if native is not None else None
 
 
 def _load(
@@ -368,7 +364,7 @@ def _load(
 
 def _dataset(
     sensors: dict[str, SensorData],
-    keys: set[tuple[str, np.datetime64]],
+    keys: set[ImageKey],
     dates: Sequence[np.datetime64],
     names: Sequence[str],
     bands: tuple[str, ...],
@@ -383,26 +379,30 @@ def _dataset(
 
     A (sensor, date) in ``keys`` takes that sensor's image, any other an empty layer.
     """
-    grids = {"fine": geobox, "coarse": geobox, "coarse_native": native}
-    stems = [s for s in grids if _sensor(s) in names and grids[s] is not None]
-    layers: dict[str, list] = {stem: [] for stem in stems}
-    for stem in stems:
-        for day in dates:
-            if (_sensor(stem), day) not in keys:
-                layers[stem].append(empty_layer(len(bands), tuple(grids[stem].shape), chunk))
-                continue
-            when = np.datetime64(day, "ns")
-            data = sensors[stem]
-            layers[stem].append((data.values.sel(time=when).data, data.valid.sel(time=when).data))
-    observed = {s: [(s, d) in keys for d in dates] for s in SENSORS}
+    grids = {"fine": geobox, "coarse": geobox}
+    if native is not None:
+        grids["coarse_native"] = native
+
+    def _layer(stem: str, day: np.datetime64) -> Layer:
+        if (_sensor(stem), day) not in keys:
+            height, width = grids[stem].shape
+            return empty_layer(len(bands), (int(height), int(width)), chunk)
+        when = day.astype("datetime64[ns]")
+        data = sensors[stem]
+        return data.values.sel(time=when).data, data.valid.sel(time=when).data
+
+    layers: dict[str, Sequence[Layer]] = {
+        stem: [_layer(stem, day) for day in dates] for stem in grids if _sensor(stem) in names
+    }
+    observed: dict[str, Sequence[bool]] = {s: [(s, d) in keys for d in dates] for s in SENSORS}
     return build_dataset(
         dates,
         layers,
         observed,
-        _grid(geobox),
+        grid_of(geobox),
         bands,
         chunk=chunk,
-        native=_grid(native) if native is not None else None,
+        native=grid_of(native) if native is not None else None,
         attrs=attrs,
         var_attrs=var_attrs,
     )
@@ -412,7 +412,7 @@ def _update(
     cube: xr.Dataset,
     cube_path: Path,
     sensors: dict[str, SensorData],
-    keys: set[tuple[str, np.datetime64]],
+    keys: set[ImageKey],
     bands: tuple[str, ...],
     grids: tuple[GeoBox, GeoBox | None],
     chunk: int,
@@ -458,8 +458,8 @@ def _var_attrs(sensors: dict[str, SensorData]) -> dict[str, dict]:
     return attrs
 
 
-def _attrs(query: CatalogQuery, geobox: GeoBox, native: GeoBox | None) -> dict:
-    attrs = {
+def _attrs(query: CatalogQuery, geobox: GeoBox, native: GeoBox | None) -> dict[str, str | int]:
+    attrs: dict[str, str | int] = {
         "stfcube_schema": SCHEMA,
         "fine_sensor": ",".join(query.fine) or "none",
         "coarse_sensor": ",".join(query.coarse) or "none",
@@ -476,7 +476,7 @@ def _attrs(query: CatalogQuery, geobox: GeoBox, native: GeoBox | None) -> dict:
 def _record_attrs(
     cube_path: Path,
     sensors: dict[str, SensorData],
-    written: Sequence[tuple[str, np.datetime64]],
+    written: Sequence[ImageKey],
     flag_below: float,
 ) -> dict[str, float]:
     """Merge the written images' item ids and valid fractions into the cube attributes.
@@ -495,13 +495,13 @@ def _record_attrs(
         shares = (
             ds[recorded] if recorded in ds.variables else ds[f"{sensor}_valid"].mean(("y", "x"))
         )
-        fractions = shares.isel(time=[index[d] for d in days]).values if days else []
+        fractions = shares.isel(time=[index[d] for d in days]).values if days else np.array([])
         attrs[f"{sensor}_items"] = {
-            **group.attrs.get(f"{sensor}_items", {}),
+            **_mapping_attr(group, f"{sensor}_items"),
             **{str(d): list(sensors[sensor].items[d]) for d in days},
         }
         attrs[f"{sensor}_valid_fraction"] = {
-            **group.attrs.get(f"{sensor}_valid_fraction", {}),
+            **_mapping_attr(group, f"{sensor}_valid_fraction"),
             **{str(d): round(float(f), 6) for d, f in zip(days, fractions, strict=True)},
         }
     every = attrs["fine_valid_fraction"]
@@ -510,3 +510,9 @@ def _record_attrs(
     group.attrs.update(attrs)
     fresh = {str(day) for sensor, day in written if sensor == "fine"}
     return {d: every[d] for d in attrs["fine_flagged_dates"] if d in fresh}
+
+
+def _mapping_attr(group: zarr.Group, name: str) -> dict[str, Any]:
+    """A mapping attribute of a Zarr group (empty when absent or not a mapping)."""
+    value = group.attrs.get(name)
+    return dict(value) if isinstance(value, Mapping) else {}

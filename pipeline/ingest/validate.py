@@ -1,0 +1,302 @@
+"""Validation of a scene stack before anything is written: the plan of the cube to write.
+
+:func:`plan_ingest` checks every input against the others and against the existing cube
+(each file's metadata and completeness, band counts, duplicate dates, masks, grids, CRSs), then
+that every scene overlaps the fine grid and has pixels with data there, and decides the native
+coarse grid. Any problem is an :class:`~pipeline.errors.InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import xarray as xr
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.geometry.grid import (
+    Grid,
+    coarse_alignment,
+    covering_window,
+    native_grid,
+    pixel_ratio,
+)
+from pipeline.ingest.readers import ROLES, RasterInfo, Scene, SceneStack, has_data, probe_raster
+from pipeline.store.cube import cube_grid, native_cube_grid
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """Validated inputs and the layout of the cube to write.
+
+    Attributes
+    ----------
+    scenes
+        The scenes to write (truth relabelled as fine), every band resolved.
+    infos
+        :func:`~pipeline.ingest.readers.probe_raster` of every scene and mask file, by path.
+    grid
+        The fine grid (the cube's, or the first fine scene's for a new cube).
+    native
+        The native coarse grid to keep as ``coarse_native``, if any.
+    band_names
+        Names of the cube's ``band`` axis.
+    coarse_ratio
+        Integer coarse/fine pixel ratio, when known.
+    warnings
+        Non-fatal problems (no CRS, native grid not kept, ...).
+    """
+
+    scenes: tuple[Scene, ...]
+    infos: dict[str, RasterInfo]
+    grid: Grid
+    native: Grid | None
+    band_names: tuple[str, ...]
+    coarse_ratio: int | None
+    warnings: tuple[str, ...]
+
+    def grid_of(self, stem: str) -> Grid:
+        """The grid of a cube variable stem: the native coarse grid for ``coarse_native``."""
+        if stem != "coarse_native":
+            return self.grid
+        if self.native is None:
+            raise ValueError("this plan keeps no native coarse grid")
+        return self.native
+
+    def native_ratio(self) -> int:
+        """Integer ratio of the native coarse grid's pixels to the fine grid's."""
+        return round(self.grid_of("coarse_native").transform.a / self.grid.transform.a)
+
+
+def check_roles(roles: Sequence[str]) -> tuple[str, ...]:
+    """The distinct roles to ingest, checked.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown role, none, or ``truth`` together with another role.
+    """
+    roles = tuple(dict.fromkeys(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise ConfigError(f"unknown role(s) {unknown}: choose from {ROLES}")
+    if "truth" in roles and len(roles) > 1:
+        raise ConfigError("role 'truth' is ingested alone, into its own cube (as 'fine')")
+    return roles
+
+
+def _select(stack: SceneStack, roles: tuple[str, ...]) -> tuple[list[Scene], int]:
+    """Scenes of the requested roles, truth relabelled as fine; and the number ignored."""
+    chosen = [s for s in stack.scenes if s.role in roles]
+    if not chosen:
+        raise InputError(stack.source, f"no scene with role(s) {', '.join(roles)}")
+    relabelled = [replace(s, role="fine") if s.role == "truth" else s for s in chosen]
+    return relabelled, len(stack.scenes) - len(chosen)
+
+
+def _probe_all(scenes: Sequence[Scene]) -> dict[str, RasterInfo]:
+    infos: dict[str, RasterInfo] = {}
+    for scene in scenes:
+        for path in (scene.path, scene.mask_path):
+            if path is not None and path not in infos:
+                infos[path] = probe_raster(path)
+    return infos
+
+
+def _resolve_bands(
+    scenes: Sequence[Scene], infos: dict[str, RasterInfo], band_names: tuple[str, ...]
+) -> tuple[list[Scene], tuple[str, ...]]:
+    """Fill in "all bands" scenes, name the bands and check every scene's band count."""
+    resolved = [
+        s if s.bands else replace(s, bands=tuple(range(1, infos[s.path].count + 1))) for s in scenes
+    ]
+    names = band_names or tuple(f"b{i}" for i in range(1, len(resolved[0].bands) + 1))
+    for scene in resolved:
+        info = infos[scene.path]
+        if len(scene.bands) != len(names):
+            raise InputError(
+                scene.path,
+                f"{len(scene.bands)} band(s) to read where the cube has {len(names)} "
+                f"({', '.join(names)})",
+            )
+        if max(scene.bands) > info.count:
+            raise InputError(
+                scene.path, f"band {max(scene.bands)} requested, the file has {info.count}"
+            )
+    return resolved, names
+
+
+def _check_duplicates(scenes: Sequence[Scene]) -> None:
+    seen: dict[tuple[str, np.datetime64], Scene] = {}
+    for scene in scenes:
+        key = (scene.role, scene.date)
+        if key in seen:
+            raise InputError(
+                scene.path,
+                f"duplicate {scene.role} date {scene.date} (also in {seen[key].path})",
+            )
+        seen[key] = scene
+
+
+def _check_masks(scenes: Sequence[Scene], infos: dict[str, RasterInfo]) -> None:
+    for scene in scenes:
+        if scene.mask_path is not None and not infos[scene.mask_path].grid.matches(
+            infos[scene.path].grid
+        ):
+            raise InputError(
+                scene.mask_path,
+                f"mask grid {infos[scene.mask_path].grid.describe()} differs from its image's "
+                f"{infos[scene.path].grid.describe()}",
+            )
+
+
+def _check_fine(scenes: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid) -> None:
+    for scene in scenes:
+        if scene.role == "fine" and not infos[scene.path].grid.matches(grid):
+            raise InputError(
+                scene.path,
+                f"grid {infos[scene.path].grid.describe()} differs from the fine grid "
+                f"{grid.describe()}: fine scenes must share one grid",
+            )
+
+
+def _check_coarse_crs(coarse: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid) -> None:
+    for scene in coarse:
+        own = infos[scene.path].grid
+        if (own.crs is None) != (grid.crs is None):
+            has, lacks = ("has no CRS", "has one") if own.crs is None else ("has a CRS", "has none")
+            raise InputError(
+                scene.path,
+                f"{has} while the fine grid {lacks}: it cannot be put on the fine grid",
+            )
+
+
+def _check_coverage(scenes: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid) -> None:
+    """Every scene overlaps the fine grid and has some pixel with data where it does."""
+    for scene in scenes:
+        info = infos[scene.path]
+        area = covering_window(info.grid, grid)
+        if area is None:
+            raise InputError(
+                scene.path,
+                f"does not overlap the fine grid: the scene is {info.grid.describe()}, the fine "
+                f"grid {grid.describe()}",
+            )
+        if not has_data(scene, info, area):
+            where = "" if info.grid.matches(grid) else " where it covers the fine grid"
+            nodata = scene.nodata if scene.nodata is not None else info.nodata
+            raise InputError(
+                scene.path,
+                f"has no valid pixel{where}: bands {list(scene.bands)} hold only nodata "
+                f"({nodata}) or NaN",
+            )
+
+
+def _decide_native(
+    coarse: Sequence[Scene],
+    infos: dict[str, RasterInfo],
+    grid: Grid,
+    existing: Grid | None,
+    cube_exists: bool,
+    native: bool | None,
+) -> tuple[Grid | None, int | None, list[str]]:
+    """The native coarse grid to keep (if any), its ratio, and warnings."""
+    off_grid = [s for s in coarse if not infos[s.path].grid.matches(grid)]
+    if cube_exists:
+        if existing is None:
+            if native and off_grid:
+                raise InputError(off_grid[0].path, "native grid requested but the cube has none")
+            return None, None, []
+        for scene in off_grid:
+            ratio, reason = coarse_alignment(infos[scene.path].grid, grid)
+            if ratio is None or native_grid(infos[scene.path].grid, grid, ratio) != existing:
+                raise InputError(
+                    scene.path,
+                    f"does not nest in the cube's coarse_native grid ({reason or 'ratio differs'})",
+                )
+        return existing, None, []
+    if not off_grid or native is False:
+        return None, None, []
+    targets = set()
+    for scene in off_grid:
+        ratio, reason = coarse_alignment(infos[scene.path].grid, grid)
+        if ratio is None:
+            if native:
+                raise InputError(scene.path, f"native coarse grid requested, but {reason}")
+            return None, None, [f"coarse_native not kept: {scene.path}: {reason}"]
+        targets.add((native_grid(infos[scene.path].grid, grid, ratio), ratio))
+    if len(targets) > 1:
+        problem = "coarse scenes nest the fine grid with different ratios"
+        if native:
+            raise InputError(off_grid[0].path, problem)
+        return None, None, [f"coarse_native not kept: {problem}"]
+    target, ratio = targets.pop()
+    return target, ratio, []
+
+
+def plan_ingest(
+    stack: SceneStack,
+    roles: tuple[str, ...],
+    cube: xr.Dataset | None,
+    native: bool | None,
+) -> tuple[IngestPlan, int]:
+    """Validate every input against each other and the existing cube; nothing is written.
+
+    Parameters
+    ----------
+    stack
+        The scenes of a front-end.
+    roles
+        Roles to ingest (:func:`check_roles`).
+    cube
+        The existing cube, or ``None`` for a new one.
+    native
+        Keep the native coarse grid: ``None`` when the grids nest, ``True`` required, ``False``
+        never.
+
+    Returns
+    -------
+    (IngestPlan, int)
+        The plan and the number of scenes of other roles (ignored).
+
+    Raises
+    ------
+    InputError
+        Naming the file (or the source) of the first problem found.
+    """
+    scenes, ignored = _select(stack, roles)
+    _check_duplicates(scenes)
+    infos = _probe_all(scenes)
+    scenes, band_names = _resolve_bands(scenes, infos, stack.band_names)
+    _check_masks(scenes, infos)
+    notes: list[str] = []
+    fine = [s for s in scenes if s.role == "fine"]
+    coarse = [s for s in scenes if s.role == "coarse"]
+    if cube is not None:
+        grid = cube_grid(cube)
+        cube_bands = tuple(str(b) for b in cube["band"].values)
+        if cube_bands != band_names:
+            raise InputError(
+                stack.source, f"bands {list(band_names)} differ from the cube's {list(cube_bands)}"
+            )
+    elif fine:
+        grid = infos[fine[0].path].grid
+    else:
+        raise InputError(
+            stack.source, "no fine scene: a new cube takes its grid from the fine scenes"
+        )
+    if grid.crs is None:
+        notes.append("the fine grid has no CRS: the cube is a pixel grid only")
+    _check_fine(scenes, infos, grid)
+    _check_coarse_crs(coarse, infos, grid)
+    _check_coverage(scenes, infos, grid)
+    existing_native = native_cube_grid(cube) if cube is not None else None
+    target, ratio, more = _decide_native(
+        coarse, infos, grid, existing_native, cube is not None, native
+    )
+    notes.extend(more)
+    if ratio is None and coarse:
+        ratio = stack.coarse_ratio or pixel_ratio(infos[coarse[0].path].grid, grid)
+    plan = IngestPlan(tuple(scenes), infos, grid, target, band_names, ratio, tuple(notes))
+    return plan, ignored
