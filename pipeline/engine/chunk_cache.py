@@ -10,6 +10,10 @@ Bounded in bytes (:data:`DEFAULT_MAX_BYTES`, or ``STFCUBE_CHUNK_CACHE_MB``; 0 di
 memory stays independent of the image extent. Entries are keyed by a *run token*: a new fusion run
 (which may read a cube rewritten in between) never sees another run's chunks, and a run's entries
 are released when its batch of tiles is done.
+
+Every decoded chunk is checked (:mod:`pipeline.store.chunks`): a chunk that cannot be decoded, or
+that is missing from the store where the cube says it must hold data, is an
+:class:`~pipeline.errors.InputError` naming the variable, the date and the chunk, never NaN.
 """
 
 from __future__ import annotations
@@ -17,12 +21,24 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import zarr
 
 from pipeline.geometry.tiling import Tile, halo_window, pad_spatial
+from pipeline.store.chunks import (
+    Selection,
+    UndecodableChunkError,
+    array_in,
+    companion_name,
+    damaged_chunk_error,
+    missing_chunks,
+    parent_group,
+    read_region,
+    store_label,
+    unexplained_absence,
+)
 
 #: Default budget of decoded chunks per process (bytes).
 DEFAULT_MAX_BYTES = 256 * 2**20
@@ -52,13 +68,29 @@ class DecodedChunkCache:
 
     def array(self, run: str, store: str, name: str) -> zarr.Array:
         """The array ``name`` of the Zarr group ``store``, opened once per run and process."""
-        key = (run, store, name)
+        return self._opened(
+            (run, store, name), lambda: array_in(zarr.open_group(store, mode="r"), name)
+        )
+
+    def companion(self, run: str, array: zarr.Array) -> zarr.Array | None:
+        """The array deciding whether a missing chunk of ``array`` is legitimate, if stored.
+
+        See :func:`pipeline.store.chunks.companion_name` (``fine`` <-> ``fine_valid``).
+        """
+        name = companion_name(array.path.rpartition("/")[2])
+        group = store_label(array)
+        try:
+            return self._opened((run, group, name), lambda: array_in(parent_group(array), name))
+        except KeyError:
+            return None
+
+    def _opened(self, key: tuple, opener: Callable[[], zarr.Array]) -> zarr.Array:
         with self._lock:
             opened = self._arrays.get(key)
             if opened is not None:
                 self._arrays.move_to_end(key)
                 return opened
-        opened = zarr.open_group(store, mode="r")[name]
+        opened = opener()
         with self._lock:
             self._arrays[key] = opened
             while len(self._arrays) > MAX_OPEN_ARRAYS:
@@ -76,10 +108,9 @@ class DecodedChunkCache:
                 return block
             self.misses += 1
         height, width = array.chunks[-2:]
-        middle = (slice(None),) * (array.ndim - 3)
         rows = slice(row * height, (row + 1) * height)
         cols = slice(col * width, (col + 1) * width)
-        block = np.asarray(array[(time_index, *middle, rows, cols)])
+        block = self._decode(run, array, time_index, rows, cols)
         block.flags.writeable = False
         if block.nbytes <= self.max_bytes:
             with self._lock:
@@ -89,6 +120,23 @@ class DecodedChunkCache:
                 while self.nbytes > self.max_bytes:
                     _, evicted = self._entries.popitem(last=False)
                     self.nbytes -= evicted.nbytes
+        return block
+
+    def _decode(
+        self, run: str, array: zarr.Array, time_index: int, rows: slice, cols: slice
+    ) -> np.ndarray:
+        """``array[time_index, ..., rows, cols]``, refusing damaged and wrongly missing chunks."""
+        block = _read(array, time_index, rows, cols)
+        missing = next(
+            missing_chunks(array, _selection(array, time_index, rows, cols), block), None
+        )
+        if missing is None:
+            return block
+        companion = self.companion(run, array)
+        region = None if companion is None else _read(companion, time_index, rows, cols)
+        reason = unexplained_absence(array.path.rpartition("/")[2], region)
+        if reason is not None:
+            raise damaged_chunk_error(array, missing, time_index, reason)
         return block
 
     def release(self, run: str) -> None:
@@ -125,6 +173,18 @@ class DecodedChunkCache:
                         x0 - col * width : x1 - col * width,
                     ]
         return out
+
+
+def _selection(array: zarr.Array, time_index: int, rows: slice, cols: slice) -> Selection:
+    return (time_index, *(slice(None),) * (array.ndim - 3), rows, cols)
+
+
+def _read(array: zarr.Array, time_index: int, rows: slice, cols: slice) -> np.ndarray:
+    """``array[time_index, ..., rows, cols]``; an undecodable chunk is an ``InputError``."""
+    try:
+        return read_region(array, _selection(array, time_index, rows, cols))
+    except UndecodableChunkError as exc:
+        raise damaged_chunk_error(array, exc.coords, time_index, exc.reason) from exc
 
 
 def _budget() -> int:
@@ -174,11 +234,5 @@ def read_halo_block(
     """
     rows, cols, pad = halo_window(tile, halo, shape)
     array = CHUNKS.array(run, store, name)
-    if CHUNKS.max_bytes == 0:
-        middle = (slice(None),) * (array.ndim - 3)
-        block = np.asarray(
-            array.get_orthogonal_selection((list(time_indices), *middle, rows, cols))
-        )
-    else:
-        block = CHUNKS.window(run, array, list(time_indices), rows, cols)
+    block = CHUNKS.window(run, array, list(time_indices), rows, cols)
     return pad_spatial(block, pad, fill)
