@@ -36,6 +36,7 @@ def prepare_task(config: RegionConfig, dates: list[str]) -> FusionSetup:
             tile=config.tile,
             params=config.params,
             min_pair_valid_fraction=config.min_pair_valid_fraction,
+            pair_tolerance_days=config.pair_tolerance_days,
             device=config.device,
             client=client,
         )

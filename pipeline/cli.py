@@ -32,7 +32,16 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.text import Text  # noqa: E402
 
-from pipeline.commands import demo, evaluate, flows, fuse, ingest, simulate  # noqa: E402
+from pipeline.commands import (  # noqa: E402
+    demo,
+    evaluate,
+    flows,
+    fuse,
+    ingest,
+    methods,
+    simulate,
+    verify,
+)
 from pipeline.errors import StfcubeError, os_error_message  # noqa: E402
 
 EXIT_INTERNAL_ERROR = 1
@@ -59,6 +68,8 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "submit": flows.submit_command,
     "plan": flows.plan_command,
     "demo": demo.demo_command,
+    "verify": verify.verify_command,
+    "methods": methods.methods_command,
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)

@@ -19,6 +19,10 @@ class InputError(StfcubeError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str | None, str]]:
+        """Pickle with both arguments, so an error raised on a dask worker arrives intact."""
+        return (type(self), (self.path, self.problem))
+
 
 class ConfigError(StfcubeError):
     """Bad parameters or configuration (unknown method, dates outside the cube, ...)."""

@@ -103,7 +103,9 @@ def fuse_command(
         Path, typer.Argument(exists=True, help="Input cube (Zarr) written by stfcube ingest.")
     ],
     out: Annotated[Path, typer.Argument(help="Output Zarr store (created, extended or resumed).")],
-    method: Annotated[str, typer.Option(help="Fusion method.")] = "starfm",
+    method: Annotated[
+        str, typer.Option(help="Fusion method (`stfcube methods` lists them), or module:Class.")
+    ] = "starfm",
     dates: Annotated[
         list[str] | None,
         typer.Option("--date", "--dates", help="Prediction date YYYY-MM-DD (repeatable)."),
@@ -111,7 +113,17 @@ def fuse_command(
     all_coarse_dates: Annotated[
         bool, typer.Option(help="Predict every coarse date (leave-one-out on pair dates).")
     ] = False,
-    pairs: Annotated[str, typer.Option(help="Pair rule: nearest, before, after or N.")] = "nearest",
+    pairs: Annotated[
+        str | None,
+        typer.Option(help="Pair rule: nearest, before, after or N (default: the method's)."),
+    ] = None,
+    pair_tolerance: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Pair a fine image with a coarse one up to this many days away (composites).",
+        ),
+    ] = 0,
     tile: Annotated[int, typer.Option(help=TILE_HELP, callback=check_tile)] = 512,
     param: Annotated[
         list[str] | None,
@@ -168,6 +180,8 @@ def fuse_command(
 
       stfcube fuse cube.zarr fused.zarr --all-coarse-dates -p max_search_distance=450
 
+      stfcube fuse cube.zarr fused.zarr --method coarse-residual --pair-tolerance 8
+
       stfcube fuse cube.zarr fused.zarr --scheduler tcp://10.0.0.5:8786
     """
     from pipeline.engine.run import fuse
@@ -202,6 +216,7 @@ def fuse_command(
             tile=tile,
             params=params,
             min_pair_valid_fraction=min_pair_valid,
+            pair_tolerance_days=pair_tolerance,
             region=block,
             client=client,
             cluster=None if client is not None else spec,

@@ -103,6 +103,8 @@ class FusionSetup:
     bands: tuple[str, ...] = ()
     native: NativeGrid | None = None
     layers: tuple[str, ...] = ()
+    method_ref: str = ""
+    """How workers find the method: its name, or ``module:Class`` for a plugin."""
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -213,6 +215,7 @@ def prepare_fusion(
         bands=tuple(str(b) for b in cube["band"].values),
         native=native_grid(cube) if plan.spec.native else None,
         layers=tuple(layer.name for layer in layers),
+        method_ref=method if ":" in method else fusion_method.name,
     )
 
 
@@ -246,7 +249,7 @@ def _tasks(
         TileTask(
             cube_path=str(setup.cube_path),
             out_path=str(setup.out_path),
-            method=setup.method,
+            method=setup.method_ref or setup.method,
             params=setup.params,
             statistics=setup.statistics[index],
             pair_index=tuple(setup.cube_index[d] for d in group.pair_dates),

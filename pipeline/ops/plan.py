@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 
@@ -29,11 +30,37 @@ from pipeline.ops.update import CalendarSpec, RegionConfig, UpdatePlan, dates_to
 
 @dataclass(frozen=True)
 class Throughput:
-    """Kernel speed in candidates per second on one unit (a CPU core or a GPU)."""
+    """Kernel speed in work units per second (the method's ``cost_unit``: STARFM's
+    similar-pixel candidates) on one unit of hardware (a CPU core or a GPU)."""
 
-    candidates_per_second: float
+    work_per_second: float
     unit: str
     source: str
+
+
+@dataclass(frozen=True)
+class MethodCost:
+    """What the planner needs of a method: its halo and its work per fine pixel and date."""
+
+    method: str
+    halo: int
+    unit: str
+    per_pixel: Callable[[int], float]
+    """Work per fine pixel and prediction date for a number of pairs (all bands)."""
+
+
+def method_cost(method: str, params: Mapping[str, Any] | None, bands: int) -> MethodCost:
+    """The halo and cost model the method declares, for its parameters and ``bands`` bands."""
+    from pipeline.engine.methods.registry import get_method
+
+    fusion_method = get_method(method)
+    values = fusion_method.make_params(params)
+    return MethodCost(
+        fusion_method.name,
+        fusion_method.halo(values),
+        fusion_method.cost_unit,
+        lambda pairs: fusion_method.cost(values, pairs, bands),
+    )
 
 
 #: Kernel throughput by (method, device). Replace a figure when a benchmark measures it.
@@ -75,7 +102,8 @@ class Batch:
     """Tile tasks (pair groups x tiles)."""
     bytes_read: int
     bytes_written: int
-    candidates: float
+    work: float
+    """Kernel work, in the method's cost unit."""
 
     def fuse_kwargs(self) -> dict[str, object]:
         """Keyword arguments that limit :func:`pipeline.engine.run.fuse` to this batch."""
@@ -89,7 +117,8 @@ class Plan:
     shape: tuple[int, int]
     bands: int
     tile: int
-    window: int
+    halo: int
+    work_unit: str
     max_tasks_per_batch: int
     n_groups: int
     n_dates: int
@@ -113,9 +142,9 @@ class Plan:
         return sum(b.bytes_written for b in self.batches)
 
     @property
-    def candidates(self) -> float:
-        """Kernel candidates over all batches."""
-        return sum(b.candidates for b in self.batches)
+    def work(self) -> float:
+        """Kernel work over all batches (:attr:`work_unit`)."""
+        return sum(b.work for b in self.batches)
 
     def hours(self, method: str, device: str) -> float:
         """Estimated compute hours (core-hours on CPU, GPU-hours on GPU) from :data:`THROUGHPUT`."""
@@ -126,7 +155,7 @@ class Plan:
             raise ConfigError(
                 f"no throughput figure for {method} on {device}; known: {known}"
             ) from None
-        return self.candidates / speed.candidates_per_second / 3600.0
+        return self.work / speed.work_per_second / 3600.0
 
 
 def spatial_blocks(
@@ -187,9 +216,9 @@ def batch_cost(
     *,
     bands: int,
     tile: int,
-    window: int,
+    cost: MethodCost,
 ) -> tuple[int, int, int, float]:
-    """Tasks, bytes read, bytes written and kernel candidates of one batch.
+    """Tasks, bytes read, bytes written and kernel work of one batch.
 
     The model follows the engine (:mod:`pipeline.engine.run`): per tile task, the halo-extended
     tile of the pairs' fine and coarse images and of each prediction date's coarse image (float32
@@ -201,20 +230,18 @@ def batch_cost(
     rows, cols = shape
     r0, r1, c0, c1 = region
     tiles = (-(-(r1 - r0) // tile)) * (-(-(c1 - c0) // tile))
-    halo = window // 2
+    halo = cost.halo
     extended = _halo_extent(r0, r1, tile, halo, rows) * _halo_extent(c0, c1, tile, halo, cols)
     read = 0
     written = 0
-    candidates = 0.0
+    work = 0.0
     pixels = (r1 - r0) * (c1 - c0)
     for group in groups:
         images = 2 * len(group.pair_dates) + len(group.predict_dates)
         read += extended * images * (4 * bands + 1)
         written += pixels * bands * 6 * len(group.predict_dates)
-        candidates += (
-            float(pixels) * bands * len(group.pair_dates) * window**2 * len(group.predict_dates)
-        )
-    return tiles * len(groups), read, written, candidates
+        work += float(pixels) * cost.per_pixel(len(group.pair_dates)) * len(group.predict_dates)
+    return tiles * len(groups), read, written, work
 
 
 def group_runs(groups: Sequence[PairGroup], max_groups: int) -> list[list[PairGroup]]:
@@ -228,7 +255,7 @@ def plan_batches(
     *,
     bands: int,
     tile: int,
-    window: int = 50,
+    cost: MethodCost,
     max_tasks_per_batch: int = 20_000,
 ) -> Plan:
     """Cut a fusion run into batches of at most ``max_tasks_per_batch`` tile tasks.
@@ -247,8 +274,8 @@ def plan_batches(
         Bands per image.
     tile
         Tile edge in pixels (the fuse ``tile``).
-    window
-        Search window edge in pixels.
+    cost
+        The method's halo and cost model (:func:`method_cost`).
     max_tasks_per_batch
         Bound on tile tasks per batch.
 
@@ -266,13 +293,8 @@ def plan_batches(
     for run in group_runs(groups, groups_per_batch):
         dates = tuple(sorted(str(np.datetime64(d, "D")) for g in run for d in g.predict_dates))
         for region in blocks:
-            tasks, read, written, candidates = batch_cost(
-                shape,
-                region,
-                run,
-                bands=bands,
-                tile=tile,
-                window=window,
+            tasks, read, written, work = batch_cost(
+                shape, region, run, bands=bands, tile=tile, cost=cost
             )
             batches.append(
                 Batch(
@@ -283,7 +305,7 @@ def plan_batches(
                     tasks=tasks,
                     bytes_read=read,
                     bytes_written=written,
-                    candidates=candidates,
+                    work=work,
                 )
             )
     n_dates = sum(len(g.predict_dates) for g in groups)
@@ -293,7 +315,8 @@ def plan_batches(
         shape,
         bands,
         tile,
-        window,
+        cost.halo,
+        cost.unit,
         max_tasks_per_batch,
         len(groups),
         n_dates,
@@ -303,7 +326,7 @@ def plan_batches(
 
 
 def calendar_groups(
-    calendar: CalendarSpec, pairs: str | int, max_pairs: int = 2
+    calendar: CalendarSpec, pairs: str | int, max_pairs: int | None = 2
 ) -> list[PairGroup]:
     """Pair groups of a product that does not exist yet, from its acquisition calendar.
 
@@ -337,6 +360,7 @@ def plan_update(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
         pairs=config.pairs,
         params=config.params,
         min_pair_valid_fraction=config.min_pair_valid_fraction,
+        pair_tolerance_days=config.pair_tolerance_days,
     )
     if not update.groups:
         return update, None
@@ -346,7 +370,7 @@ def plan_update(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
         update.groups,
         bands=sizes["band"],
         tile=config.tile,
-        window=config.batching.window,
+        cost=method_cost(config.method, config.params, sizes["band"]),
         max_tasks_per_batch=config.batching.max_tasks_per_batch,
     )
     return update, plan
@@ -366,13 +390,15 @@ def plan_region(config: RegionConfig) -> Plan:
     from pipeline.engine.methods.registry import get_method
 
     if config.grid is not None and config.calendar is not None:
-        max_pairs = get_method(config.method).max_pairs
+        method = get_method(config.method)
         return plan_batches(
             (config.grid.height, config.grid.width),
-            calendar_groups(config.calendar, config.pairs, max_pairs),
+            calendar_groups(
+                config.calendar, config.pairs or method.default_pairs, method.max_pairs
+            ),
             bands=config.grid.bands,
             tile=config.tile,
-            window=config.batching.window,
+            cost=method_cost(config.method, config.params, config.grid.bands),
             max_tasks_per_batch=config.batching.max_tasks_per_batch,
         )
     if config.grid is not None or config.calendar is not None:
@@ -399,19 +425,20 @@ def describe_plan(plan: Plan, method: str, device: str, *, max_rows: int = 20) -
     speed = THROUGHPUT.get((method, device))
     unit = "GPU-hours" if device == "gpu" else "core-hours"
     lines = [
-        f"grid {rows} x {cols} px, {plan.bands} bands, tile {plan.tile}, window {plan.window}",
+        f"grid {rows} x {cols} px, {plan.bands} bands, tile {plan.tile}, halo {plan.halo} "
+        f"(from {method})",
         f"{plan.n_dates} prediction dates in {plan.n_groups} pair groups",
         f"{len(plan.batches)} batches, {plan.tasks} tile tasks "
         f"(at most {max(b.tasks for b in plan.batches)} per batch, bound "
         f"{plan.max_tasks_per_batch})",
         f"read {format_bytes(plan.bytes_read)}, write {format_bytes(plan.bytes_written)} "
         "(uncompressed)",
-        f"kernel work {plan.candidates:.3g} candidates",
+        f"kernel work {plan.work:.3g} {plan.work_unit}",
     ]
     if speed is not None:
         lines.append(
             f"estimate {plan.hours(method, device):,.0f} {unit} at "
-            f"{speed.candidates_per_second:.3g} candidates/s per {speed.unit}"
+            f"{speed.work_per_second:.3g} {plan.work_unit}/s per {speed.unit}"
         )
         lines.append(f"  (throughput: {speed.source})")
     reference = THROUGHPUT.get(("starfm-usda-c", "cpu"))
@@ -419,7 +446,7 @@ def describe_plan(plan: Plan, method: str, device: str, *, max_rows: int = 20) -
         lines.append(
             f"for comparison, the USDA C program: "
             f"{plan.hours('starfm-usda-c', 'cpu'):,.0f} core-hours "
-            f"at {reference.candidates_per_second:.3g}/s per core"
+            f"at {reference.work_per_second:.3g}/s per core"
         )
     lines.append("batch  rows            cols            dates  first..last             tasks")
     for batch in plan.batches[:max_rows]:

@@ -128,9 +128,8 @@ class BatchingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_tasks_per_batch: PositiveInt = 20_000
-    """Tile tasks (pair group x tile) one batch may hold."""
-    window: PositiveInt = 50
-    """Search window edge in fine pixels (STARFM: 750 m at 30 m = 50); sets halo and cost."""
+    """Tile tasks (pair group x tile) one batch may hold. The halo and the cost of a batch come
+    from the method and its parameters, never from a separate knob."""
 
 
 class CatalogSpec(BaseModel):

@@ -37,7 +37,7 @@ from zarr.codecs import ZstdCodec
 
 from pipeline.defaults import DEFAULT_CHUNK as DEFAULT_CHUNK
 from pipeline.errors import InputError, OutputError
-from pipeline.ingest.readers import Grid
+from pipeline.geometry.grid import Grid
 from pipeline.store.atomic import staged
 from pipeline.store.journal import has_journal, journaled_write, roll_back
 

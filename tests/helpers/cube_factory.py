@@ -26,10 +26,16 @@ def write_cube(
     chunk: int = 64,
     crs: str | None = "EPSG:32633",
     pixel_size: float = 30.0,
+    native_ratio: int | None = None,
+    static: dict[str, np.ndarray] | None = None,
+    attrs: dict[str, object] | None = None,
 ) -> Path:
     """Write (or replace) a cube whose images are given per date ``"YYYY-MM-DD"`` -> (band, y, x).
 
     Validity defaults to "finite in every band"; ``*_valid`` masks are and-ed with it.
+    ``native_ratio``: also write ``coarse_native``, each native pixel the mean of its
+    ``native_ratio``-pixel block of ``coarse`` (valid where the whole block is; edge blocks may be
+    partial). ``static``: time-less ``(y, x)`` layers. ``attrs``: extra cube attributes.
     Returns ``path``.
     """
     dates = sorted(set(fine) | set(coarse))
@@ -55,20 +61,57 @@ def write_cube(
         n_y,
         n_x,
     )
+    stems = {"fine": layers(fine, fine_valid), "coarse": layers(coarse, coarse_valid)}
+    native = None
+    if native_ratio is not None:
+        native = Grid(
+            grid.crs,
+            Affine(
+                pixel_size * native_ratio, 0.0, 500000.0, 0.0, -pixel_size * native_ratio, 4.5e6
+            ),
+            -(-n_y // native_ratio),
+            -(-n_x // native_ratio),
+        )
+        stems["coarse_native"] = [_native(v, m, native_ratio) for v, m in stems["coarse"]]
     cube = build_dataset(
         np.array(dates, dtype="datetime64[ns]"),
-        {"fine": layers(fine, fine_valid), "coarse": layers(coarse, coarse_valid)},
+        stems,
         {"fine": [d in fine for d in dates], "coarse": [d in coarse for d in dates]},
         grid,
         bands,
         chunk=chunk,
-        attrs={"stfcube_schema": SCHEMA, "fine_sensor": "test-fine", "coarse_sensor": "test-c"},
+        native=native,
+        attrs={
+            "stfcube_schema": SCHEMA,
+            "fine_sensor": "test-fine",
+            "coarse_sensor": "test-c",
+            **({"coarse_ratio": native_ratio} if native_ratio else {}),
+            **(attrs or {}),
+        },
         var_attrs={"fine": {"units": COMMON_UNITS}, "coarse": {"units": COMMON_UNITS}},
     )
+    for name, layer in (static or {}).items():
+        cube[name] = (("y", "x"), da.from_array(layer, chunks=chunk))
     if path.exists():
         shutil.rmtree(path)
     write_new_cube(cube, path)
     return path
+
+
+def _native(values: da.Array, valid: da.Array, ratio: int) -> tuple[da.Array, da.Array]:
+    """Block means of ``ratio`` x ``ratio`` fine pixels (partial blocks at the edges)."""
+    data, ok = np.asarray(values), np.asarray(valid)
+    n_b, n_y, n_x = data.shape
+    rows, cols = -(-n_y // ratio), -(-n_x // ratio)
+    out = np.full((n_b, rows, cols), np.nan, dtype=np.float32)
+    out_ok = np.zeros((rows, cols), dtype=bool)
+    for r in range(rows):
+        for c in range(cols):
+            block = (slice(r * ratio, (r + 1) * ratio), slice(c * ratio, (c + 1) * ratio))
+            if ok[block].all():
+                out[:, r, c] = data[(slice(None), *block)].mean(axis=(1, 2))
+                out_ok[r, c] = True
+    return da.from_array(out), da.from_array(out_ok)
 
 
 def synthetic_scene(

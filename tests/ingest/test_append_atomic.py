@@ -103,8 +103,8 @@ zarr.storage.LocalStore.set = set
 #: Three moments of the append: its first data chunk, the middle of the data, and the final
 #: writes of the per-date coordinates (``time`` is the last array xarray extends).
 MOMENTS = {
-    "first-chunks": (r"^fine/c/1/", 1),
-    "middle": (r"^(fine|coarse)(_valid)?/c/[12]/", 12),
+    "first-chunks": (r"^fine/c/2/", 1),  # the cube holds 2 dates: the new ones are 2 and 3
+    "middle": (r"^(fine|coarse)(_valid)?/c/[23]/", 12),
     "final-writes": (r"^time/", 1),
 }
 

@@ -22,6 +22,7 @@ from pipeline.ops.plan import (
     batch_cost,
     calendar_groups,
     format_bytes,
+    method_cost,
     plan_batches,
     plan_region,
     spatial_blocks,
@@ -29,6 +30,8 @@ from pipeline.ops.plan import (
 from pipeline.ops.update import CalendarSpec, load_region_config, region_config_from_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
+#: STARFM's defaults (W = 50) on 2 bands.
+STARFM = method_cost("starfm", None, bands=2)
 CONUS = ROOT / "deploy" / "regions" / "conus.yaml"
 
 
@@ -76,11 +79,12 @@ def test_conus_plan_costs(conus_plan: Plan) -> None:
     # Every target date uses two pairs ("nearest": one before, one after) except the last ones.
     written = conus_plan.bytes_written
     assert written == pixels * 6 * 6 * 320  # float32 value + uint16 quality per band and date
-    pairs_per_date = conus_plan.candidates / (pixels * 6 * 50**2 * 320)
+    assert (conus_plan.halo, conus_plan.work_unit) == (25, "similar-pixel candidates")
+    pairs_per_date = conus_plan.work / (pixels * 6 * 50**2 * 320)  # W = 50 from the method
     assert 1.9 < pairs_per_date <= 2.0
     core_hours = conus_plan.hours("starfm", "cpu")
-    speed = THROUGHPUT["starfm", "cpu"].candidates_per_second
-    assert core_hours == pytest.approx(conus_plan.candidates / speed / 3600)
+    speed = THROUGHPUT["starfm", "cpu"].work_per_second
+    assert core_hours == pytest.approx(conus_plan.work / speed / 3600)
     assert 1e4 < core_hours < 5e4
     assert conus_plan.hours("starfm-usda-c", "cpu") / core_hours == pytest.approx(speed / 0.26e9)
     assert conus_plan.bytes_read > written  # halo-extended tiles of pairs and dates + statistics
@@ -101,7 +105,7 @@ def test_plan_command_prints_without_computing() -> None:
 
 def test_small_image_gets_whole_image_batches() -> None:
     groups = [PairGroup((day("2024-05-01"),), (day("2024-05-02"), day("2024-05-03")))] * 5
-    plan = plan_batches((100, 100), groups, bands=2, tile=50, max_tasks_per_batch=8)
+    plan = plan_batches((100, 100), groups, bands=2, tile=50, cost=STARFM, max_tasks_per_batch=8)
     assert [len(b.dates) for b in plan.batches] == [4, 4, 2]  # 2 groups x 4 tiles per batch
     # the global statistics read the one pair image once per run, not once per batch
     assert plan.statistics_bytes == 100 * 100 * (4 * 2 + 1)
@@ -111,12 +115,15 @@ def test_small_image_gets_whole_image_batches() -> None:
 
 def test_batch_cost_by_hand() -> None:
     group = PairGroup((day("2024-05-01"),), (day("2024-05-02"), day("2024-05-03")))
-    tasks, read, written, candidates = batch_cost(
-        (64, 64), (0, 32, 0, 64), [group], bands=1, tile=32, window=4
+    # STARFM with W = 4 (60 m at 30 m): halo 2, 16 candidates per pair, band and date
+    cost = method_cost("starfm", {"max_search_distance": 60.0}, bands=1)
+    assert (cost.halo, cost.per_pixel(1)) == (2, 16.0)
+    tasks, read, written, work = batch_cost(
+        (64, 64), (0, 32, 0, 64), [group], bands=1, tile=32, cost=cost
     )
     assert tasks == 2
     assert written == 32 * 64 * 1 * 6 * 2
-    assert candidates == 32 * 64 * 1 * 1 * 16 * 2
+    assert work == 32 * 64 * 1 * 1 * 16 * 2
     # halo 2: rows 0:34 (top tile clipped at the edge); columns 0:34 and 30:64 -> 34 x 68.
     extended = 34 * 68
     assert read == extended * (2 + 2) * (4 + 1)  # 1 pair (fine + coarse) + 2 dates' coarse
@@ -148,8 +155,8 @@ def test_plan_region_needs_grid_and_calendar_together() -> None:
 
 
 def test_throughput_table_documents_its_sources() -> None:
-    assert THROUGHPUT["starfm", "cpu"].candidates_per_second >= 1.5e9  # the kernel's target
-    assert THROUGHPUT["starfm-usda-c", "cpu"].candidates_per_second == 0.26e9
+    assert THROUGHPUT["starfm", "cpu"].work_per_second >= 1.5e9  # the kernel's target
+    assert THROUGHPUT["starfm-usda-c", "cpu"].work_per_second == 0.26e9
     assert all(t.source for t in THROUGHPUT.values())
 
 
