@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import flow, task
@@ -46,31 +47,46 @@ def prepare_task(config: RegionConfig, dates: list[str]) -> FusionSetup:
 def fuse_task(setup: FusionSetup, batch: Batch) -> FuseReport:
     """Fuse one batch (a block of tiles x a run of dates) on the flow's Dask cluster."""
     with get_dask_client() as client:
-        return pipeline.engine.run.run_fusion(setup, client=client, **batch.fuse_kwargs())
+        return pipeline.engine.run.run_fusion(
+            setup, client=client, dates=batch.fuse_dates, region=batch.fuse_region
+        )
 
 
-def fuse_stage(config: RegionConfig) -> list[FuseReport]:
+@dataclass
+class FuseStage:
+    """What the fuse stage of a flow did: every batch's report, in plan order (empty when up to
+    date), and the dates the method cannot predict with why (``YYYY-MM-DD`` -> reason)."""
+
+    reports: list[FuseReport]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def fuse_stage(config: RegionConfig) -> FuseStage:
     """Submit the fusion of a region's outstanding dates in the running flow.
 
     One preparation for all outstanding dates (plan, global statistics, output store), then
     every batch mapped concurrently: batches only write their own tiles' chunks. The flow holds
-    the store's lock (:func:`pipeline.store.lock.store_lock`) meanwhile. Returns every
-    batch's report, in plan order (empty when up to date).
+    the store's lock (:func:`pipeline.store.lock.store_lock`) meanwhile.
     """
-    _, plan = plan_task.submit(config).result()
+    update, plan = plan_task.submit(config).result()
+    skipped = dict(update.skipped)
     if plan is None:
-        return []
+        return FuseStage([], skipped)
     dates = sorted({d for batch in plan.batches for d in batch.dates})
     with store_lock(config.fused, "fuse flow"):
         setup = prepare_task.with_options(**retry_options(config.retries)).submit(config, dates)
         fuse = fuse_task.with_options(**retry_options(config.retries))
-        return [future.result() for future in fuse.map(unmapped(setup.result()), plan.batches)]
+        batches = fuse.map(unmapped(setup.result()), plan.batches)
+        return FuseStage([future.result() for future in batches], skipped)
 
 
 @flow(name="fuse-region", log_prints=True)
 def fuse_region(config: RegionConfig) -> list[FuseReport]:
     """Run :func:`fuse_stage` (the body of :func:`fuse_flow`, on the region's runner)."""
-    return fuse_stage(config)
+    stage = fuse_stage(config)
+    for day, why in sorted(stage.skipped.items()):
+        print(f"skipped {day}: {why}")
+    return stage.reports
 
 
 @flow(name="stfcube-fuse", log_prints=True)

@@ -40,7 +40,9 @@ def ingest_stage(config: RegionConfig) -> list[IngestReport]:
     """
     ingest = ingest_task.with_options(**retry_options(config.retries))
     catalog = config.catalog.query() if config.catalog is not None else None
-    targets = [(config.cube, ("fine", "coarse"), catalog)]
+    targets: list[tuple[Path, tuple[str, ...], CatalogQuery | None]] = [
+        (config.cube, ("fine", "coarse"), catalog)
+    ]
     if config.ingest_truth and config.truth is not None:
         targets.append((config.truth, ("truth",), None))
     futures = [

@@ -7,7 +7,7 @@ in one flow run on one Dask cluster (the region's ``runner``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ class UpdateReport:
     ingested: list[IngestReport]
     fused: list[FuseReport]
     evaluation: EvaluationReport | None
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Dates the method cannot predict (e.g. after the last fine image for a two-pair method),
+    with the reason."""
 
     @property
     def dates_computed(self) -> list[str]:
@@ -38,7 +41,7 @@ class UpdateReport:
         return sorted({d for report in self.fused for d in report.dates_computed})
 
     def summary(self) -> str:
-        """One line per stage."""
+        """One line per stage, and one per date the method had to skip."""
         written = sum(len(r.written) for r in self.ingested)
         lines = [f"{self.region}: ingested {written} new scene dates"]
         lines.append(
@@ -46,6 +49,7 @@ class UpdateReport:
             if self.fused
             else "fused store up to date"
         )
+        lines += [f"skipped {day}: {why}" for day, why in sorted(self.skipped.items())]
         if self.evaluation is not None:
             lines.append(f"evaluation -> {self.evaluation.out_dir}")
         return "\n".join(lines)
@@ -57,7 +61,7 @@ def update_region(config: RegionConfig) -> UpdateReport:
     ingested = ingest_stage(config)
     fused = fuse_stage(config)
     evaluation = evaluate_stage(config)
-    report = UpdateReport(config.name, ingested, fused, evaluation)
+    report = UpdateReport(config.name, ingested, fused.reports, evaluation, fused.skipped)
     print(report.summary())
     return report
 

@@ -49,7 +49,7 @@ def methods_command(
             f"layers: fused{layers}",
             highlight=False,
         )
-        for field in dataclasses.fields(defaults):  # type: ignore[arg-type]
+        for field in dataclasses.fields(defaults):
             doc = method.parameter_docs[field.name]
             screen.print(
                 f"  -p {field.name}={as_text(getattr(defaults, field.name))}  [{doc.units}; "

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +62,9 @@ def parse_rule(rule: str | int) -> str | int:
     raise ConfigError(f"unknown pair rule {rule!r}; use nearest, before, after or a number")
 
 
-def _days(a: np.datetime64, b: np.datetime64) -> int:
-    return int((np.datetime64(a, "D") - np.datetime64(b, "D")).astype(int))
+def _days(a: Any, b: Any) -> int:
+    """Whole days from ``b`` to ``a`` (any datetime64 resolution)."""
+    return int(np.datetime64(a, "D").astype(np.int64) - np.datetime64(b, "D").astype(np.int64))
 
 
 def match_coarse(

@@ -22,6 +22,7 @@ from pipeline.engine.methods.base import FusionMethod, InputSpec
 from pipeline.engine.pairing import PairGroup, match_coarse, parse_rule, plan_groups
 from pipeline.errors import ConfigError
 from pipeline.store.cube import open_store, validate_cube
+from pipeline.store.fused import day
 
 #: Edge (pixels) of the dask blocks of whole-image reductions (pair valid shares, statistics).
 REDUCTION_BLOCK = 1024
@@ -104,9 +105,7 @@ def _targets(
     has_coarse = dict(zip(times, coarse_obs, strict=True))
     for target in targets:
         if not has_coarse[target]:
-            raise ConfigError(
-                f"date {np.datetime64(target, 'D')} has no coarse image in {cube_path}"
-            )
+            raise ConfigError(f"date {day(target)} has no coarse image in {cube_path}")
     return targets
 
 
@@ -186,10 +185,10 @@ def plan_fusion(
     )
     if not groups:
         first, reason = next(iter(skipped.items()))
-        usable = ", ".join(str(np.datetime64(d, "D")) for d in sorted(coarse_of)) or "none"
+        usable = ", ".join(day(d) for d in sorted(coarse_of)) or "none"
         raise ConfigError(
             f"no date of {cube_path} can be fused with {method.name}: "
-            f"{np.datetime64(first, 'D')}: {reason} (usable pair dates: {usable}"
+            f"{day(first)}: {reason} (usable pair dates: {usable}"
             + (f"; fine dates skipped as too cloudy: {len(skipped_pairs)}" if skipped_pairs else "")
             + (
                 "; no coarse image within the pair tolerance of a fine date: try "

@@ -469,7 +469,9 @@ def _statistics_inputs(
         pair_dates=group.pair_dates,
         predict_dates=group.predict_dates,
         native=native,
-        static={name: cube[name].data for name in cube.data_vars if "time" not in cube[name].dims},
+        static={
+            str(name): var.data for name, var in cube.data_vars.items() if "time" not in var.dims
+        },
     )
 
 

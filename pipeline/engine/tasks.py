@@ -24,7 +24,7 @@ from pipeline.engine.methods.base import InputSpec, TileInputs
 from pipeline.engine.methods.registry import get_method, method_state
 from pipeline.errors import ConfigError
 from pipeline.geometry.tiling import Tile, clip_window, pad_spatial
-from pipeline.store.chunks import dense_array
+from pipeline.store.chunks import array_in, dense_array
 
 
 @dataclass(frozen=True)
@@ -187,14 +187,15 @@ def run_tile(task: TileTask) -> str:
         array = dense_array(out, name)
         for k, ti in enumerate(task.out_index):
             array[ti, ..., t.row0 : t.row1, t.col0 : t.col1] = values[k]
+    done = array_in(out, "tile_done")
     for ti in task.out_index:
-        out["tile_done"][ti, t.ty, t.tx] = 1
+        done[ti, t.ty, t.tx] = 1
     return t.key
 
 
 def pending_tasks(out_path: Path, tasks: list[TileTask]) -> list[TileTask]:
     """The tasks whose tiles are not yet marked done for every date of their group."""
-    done = zarr.open_group(str(out_path), mode="r")["tile_done"][...]
+    done = np.asarray(array_in(zarr.open_group(str(out_path), mode="r"), "tile_done")[...])
     return [t for t in tasks if not all(done[i, t.tile.ty, t.tile.tx] for i in t.out_index)]
 
 

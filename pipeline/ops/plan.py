@@ -26,6 +26,7 @@ import numpy as np
 from pipeline.engine.pairing import PairGroup, plan_groups
 from pipeline.errors import ConfigError
 from pipeline.ops.update import CalendarSpec, RegionConfig, UpdatePlan, dates_to_fuse
+from pipeline.store.fused import day
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,15 @@ class Batch:
     work: float
     """Kernel work, in the method's cost unit."""
 
-    def fuse_kwargs(self) -> dict[str, object]:
-        """Keyword arguments that limit :func:`pipeline.engine.run.fuse` to this batch."""
-        return {"dates": list(self.dates), "region": None if self.whole_image else self.region}
+    @property
+    def fuse_dates(self) -> list[str]:
+        """The ``dates`` that limit :func:`pipeline.engine.run.run_fusion` to this batch."""
+        return list(self.dates)
+
+    @property
+    def fuse_region(self) -> tuple[int, int, int, int] | None:
+        """The ``region`` that limits :func:`pipeline.engine.run.run_fusion` to this batch."""
+        return None if self.whole_image else self.region
 
 
 @dataclass(frozen=True)
@@ -289,9 +296,9 @@ def plan_batches(
     n_tiles = (-(-rows // tile)) * (-(-cols // tile))
     groups_per_batch = max(1, min(len(groups), max_tasks_per_batch // n_tiles))
     blocks = spatial_blocks(shape, tile, max(1, max_tasks_per_batch // groups_per_batch))
-    batches = []
+    batches: list[Batch] = []
     for run in group_runs(groups, groups_per_batch):
-        dates = tuple(sorted(str(np.datetime64(d, "D")) for g in run for d in g.predict_dates))
+        dates = tuple(sorted(day(d) for g in run for d in g.predict_dates))
         for region in blocks:
             tasks, read, written, work = batch_cost(
                 shape, region, run, bands=bands, tile=tile, cost=cost

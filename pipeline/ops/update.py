@@ -223,7 +223,7 @@ class RegionConfig(BaseModel):
     min_pair_valid_fraction: float = Field(0.5, ge=0, le=1)
     device: Literal["cpu", "gpu"] = "cpu"
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
-    retries: RetryPolicy = Field(default_factory=RetryPolicy)
+    retries: RetryPolicy = RetryPolicy()
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     grid: GridSpec | None = None
     calendar: CalendarSpec | None = None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -314,8 +315,8 @@ def write_grid(ds: xr.Dataset, crs: object, transform: object) -> xr.Dataset:
 def _encoding(ds: xr.Dataset) -> dict[str, dict]:
     encoding: dict[str, dict] = {"time": dict(TIME_ENCODING)}
     for name, var in ds.data_vars.items():
-        chunks = tuple(c[0] for c in var.chunks)
-        encoding[name] = {"chunks": chunks, "compressors": [ZstdCodec(level=ZSTD_LEVEL)]}
+        chunks = tuple(c[0] for c in var.chunks or ())
+        encoding[str(name)] = {"chunks": chunks, "compressors": [ZstdCodec(level=ZSTD_LEVEL)]}
     return encoding
 
 
@@ -384,8 +385,9 @@ def merge_source_attrs(path: str | Path, var_attrs: dict[str, dict]) -> None:
         if name not in group:
             continue
         array = group[name]
+        stored: dict[str, Any] = dict(array.attrs.asdict())
         updates = {
-            key: _merge(array.attrs[key], attrs[key]) if key in array.attrs else attrs[key]
+            key: _merge(stored[key], attrs[key]) if key in stored else attrs[key]
             for key in SOURCE_ATTRS
         }
         if any(updates[key] != array.attrs.get(key) for key in SOURCE_ATTRS):

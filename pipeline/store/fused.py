@@ -26,6 +26,7 @@ import pipeline
 from pipeline.errors import OutputError
 from pipeline.geometry.tiling import tile_counts
 from pipeline.store.atomic import product_kind, remove_product, staged
+from pipeline.store.chunks import array_in
 from pipeline.store.cube import write_grid
 
 #: Value of the ``stfcube_schema`` attribute.
@@ -137,14 +138,24 @@ def stale_dates(
     )
 
 
+def json_attr(attrs: Mapping[str, Any], key: str) -> Any:
+    """A JSON-encoded attribute of a fused store, parsed (``{}`` when absent)."""
+    return json.loads(str(attrs.get(key) or "{}"))
+
+
+def done_markers(group: zarr.Group) -> np.ndarray:
+    """The store's ``tile_done(time, tile_y, tile_x)`` markers."""
+    return np.asarray(array_in(group, "tile_done")[...])
+
+
 def stored_state(path: Path) -> tuple[dict[str, Any], list[str], np.ndarray]:
     """A fused store's attributes (JSON ones parsed), its dates and which are fully done."""
     group = zarr.open_group(str(path), mode="r")
-    attrs = group.attrs.asdict()
+    attrs: dict[str, Any] = dict(group.attrs.asdict())
     for key in ("pairs_used", "input_revisions", "skipped_dates"):
-        attrs[key] = json.loads(attrs.get(key, "{}"))
+        attrs[key] = json_attr(attrs, key)
     times = xr.open_zarr(path, consolidated=False)["time"].values
-    done = np.asarray(group["tile_done"][...]).reshape(len(times), -1).all(axis=1)
+    done = np.asarray(done_markers(group).reshape(len(times), -1).all(axis=1))
     return attrs, [day(t) for t in times], done
 
 
@@ -240,11 +251,11 @@ def prepare_output(
     if not out_path.exists():
         _create(out_path, cube, dates, fingerprint, layers, tile)
     group = zarr.open_group(str(out_path), mode="r+")
-    attrs = group.attrs.asdict()
+    attrs: dict[str, Any] = dict(group.attrs.asdict())
     if attrs.get("stfcube_schema") != FUSED_SCHEMA:
         raise OutputError(f"{out_path}: exists and is not a stfcube fused store; use another path")
     check_fused_store(out_path, group)
-    if json.loads(attrs.get("fingerprint", "{}")) != dict(fingerprint):
+    if json_attr(attrs, "fingerprint") != dict(fingerprint):
         raise OutputError(
             f"{out_path}: exists with other parameters ({attrs.get('fingerprint')}); "
             "pass --overwrite to replace it or choose another output path"
@@ -257,12 +268,13 @@ def prepare_output(
         )
         stored = np.concatenate([stored, np.asarray(new_dates, dtype=stored.dtype)])
     index = {t: i for i, t in enumerate(stored)}
-    previous = json.loads(attrs.get("pairs_used", "{}"))
+    previous = json_attr(attrs, "pairs_used")
     revisions = input_revisions(cube, groups)
-    previous_revisions = json.loads(attrs.get("input_revisions", "{}"))
+    previous_revisions = json_attr(attrs, "input_revisions")
+    done = array_in(group, "tile_done")
     for stale in stale_dates(wanted, revisions, previous, previous_revisions):
-        group["tile_done"][index[np.datetime64(stale, "ns")]] = 0
-    was_skipped = json.loads(attrs.get("skipped_dates", "{}"))
+        done[index[np.datetime64(stale, "ns")]] = 0
+    was_skipped = json_attr(attrs, "skipped_dates")
     now_skipped = {day(d): reason for d, reason in skipped.items()}
     group.attrs.update(
         {
@@ -313,6 +325,6 @@ def _create(
 def mark_complete_if_done(out_path: Path) -> bool:
     """Set ``complete`` when every tile of every date is marked done; return the flag."""
     group = zarr.open_group(str(out_path), mode="r+")
-    complete = bool(np.asarray(group["tile_done"][...]).all())
+    complete = bool(done_markers(group).all())
     group.attrs["complete"] = complete
     return complete

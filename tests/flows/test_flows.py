@@ -240,3 +240,60 @@ def test_nothing_to_fuse_before_the_first_coarse_only_date(site: Any, tmp_path: 
     assert update.dates == () and update.groups == ()
     with pytest.raises(ConfigError, match="up to date"):
         plan_region(config)
+
+
+@pytest.mark.parametrize(
+    "method", ["nochange", "coarse-residual", "helpers.static_method:ClassChangeMethod"]
+)
+def test_methods_run_through_fuse_flow_as_through_fuse(method: str, tmp_path: Path) -> None:
+    """A baseline on the native coarse grid, and a test-only method with a static layer, its
+    own statistics and layer, run through the flow (batches on the Dask cluster) as through
+    ``fuse``; the flow leaves the store complete."""
+    from helpers.cube_factory import block_mean, synthetic_scene, write_cube
+
+    days = [f"2024-05-{d:02d}" for d in range(1, 9)]
+    truth = synthetic_scene((48, 40), 2, days, seed=4)
+    yy, xx = np.mgrid[0:48, 0:40]
+    cube = write_cube(
+        tmp_path / "cube.zarr",
+        {d: truth[d] for d in ("2024-05-01", "2024-05-06")},
+        block_mean(truth, 8),
+        chunk=16,
+        native_ratio=8,
+        static={"landcover": ((yy // 11 + xx // 9) % 4).astype(np.uint8)},
+    )
+    config = region(tmp_path, tmp_path, truth=None, ingest_truth=False, method=method, tile=16)
+    config = config.model_copy(update={"batching": {"max_tasks_per_batch": 6}})
+    reports = fuse_flow(config)
+    assert len(reports) > 1  # several batches
+    direct = pipeline.engine.run.fuse(cube, tmp_path / "direct.zarr", method=method, tile=16)
+    flowed = xr.open_zarr(config.fused, consolidated=False).sortby("time")
+    alone = xr.open_zarr(tmp_path / "direct.zarr", consolidated=False).sortby("time")
+    assert sorted(flowed.data_vars) == sorted(alone.data_vars)
+    for name in flowed.data_vars:
+        np.testing.assert_array_equal(flowed[name].values, alone[name].values, err_msg=name)
+    assert flowed.attrs["complete"] is True
+    assert direct.dates == [d for d in days if d not in ("2024-05-01", "2024-05-06")]
+
+
+def test_two_pair_method_daily_update_skips_dates_after_the_last_fine_image(
+    site: Any, tmp_path: Path
+) -> None:
+    """Days 6-8 come after the last fine image (day 5): a two-pair method skips them with a
+    report line and fuses days 2-4."""
+    source = write_manifest(site, tmp_path / "source", FIRST_UNTIL)
+    config = region(
+        tmp_path,
+        source.parent,
+        truth=None,
+        ingest_truth=False,
+        method="helpers.static_method:TwoPairMeanMethod",
+        params={"layer": ""},
+    )
+    report = run_update(config)
+    assert report.dates_computed == ["2024-05-02", "2024-05-03", "2024-05-04"]
+    assert sorted(report.skipped) == ["2024-05-06", "2024-05-07", "2024-05-08"]
+    assert "skipped 2024-05-06: only 1 usable pair(s) with rule 'nearest'" in report.summary()
+    fused = xr.open_zarr(config.fused, consolidated=False)
+    assert [str(t)[:10] for t in fused["time"].values] == report.dates_computed
+    assert fused.attrs["complete"] is True

@@ -26,7 +26,7 @@ CLASS_LAYER = OutputLayer("class", "int16", -1, long_name="class of the pixel", 
 
 @dataclass(frozen=True)
 class ClassChangeParams:
-    """``layer``: the static class map (classes 0..``n_classes`` - 1)."""
+    """``layer``: the static class map (classes 0..``n_classes`` - 1; ``""``: one class)."""
 
     layer: str = "landcover"
     n_classes: int = 4
@@ -48,7 +48,7 @@ class ClassChangeMethod(FusionMethod[ClassChangeParams]):
     default_pairs = 1
 
     def inputs(self, params: ClassChangeParams) -> InputSpec:
-        return InputSpec(static=(params.layer,))
+        return InputSpec(static=(params.layer,) if params.layer else ())
 
     def halo(self, params: ClassChangeParams) -> int:
         return 0
@@ -62,7 +62,7 @@ class ClassChangeMethod(FusionMethod[ClassChangeParams]):
     def global_statistics(
         self, inputs: StatisticsInputs, params: ClassChangeParams
     ) -> dict[str, da.Array]:
-        classes = inputs.static[params.layer]
+        classes = inputs.static.get(params.layer, da.zeros(inputs.fine.shape[-2:], dtype=int))
         change = inputs.coarse_pred - inputs.coarse[:1]  # (dates, band, y, x)
         valid = inputs.coarse_pred_valid & inputs.coarse_valid[:1]  # (dates, y, x)
         means = []
@@ -79,7 +79,7 @@ class ClassChangeMethod(FusionMethod[ClassChangeParams]):
         params: ClassChangeParams,
         state: Any,
     ) -> TileResult:
-        classes = inputs.static[params.layer]
+        classes = inputs.static.get(params.layer, np.zeros(inputs.fine.shape[-2:], dtype=int))
         prediction = _class_prediction(inputs, 0, statistics["class_change"], classes)
         return TileResult(prediction, {CLASS_LAYER.name: _class_layer(inputs, classes)})
 
@@ -120,7 +120,7 @@ class TwoPairMeanMethod(ClassChangeMethod):
         params: ClassChangeParams,
         state: Any,
     ) -> TileResult:
-        classes = inputs.static[params.layer]
+        classes = inputs.static.get(params.layer, np.zeros(inputs.fine.shape[-2:], dtype=int))
         pairs = [_class_prediction(inputs, k, statistics[f"pair{k}"], classes) for k in range(2)]
         mean = ((pairs[0] + pairs[1]) / 2).astype(np.float32)
         return TileResult(mean, {CLASS_LAYER.name: _class_layer(inputs, classes)})

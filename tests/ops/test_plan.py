@@ -110,7 +110,7 @@ def test_small_image_gets_whole_image_batches() -> None:
     # the global statistics read the one pair image once per run, not once per batch
     assert plan.statistics_bytes == 100 * 100 * (4 * 2 + 1)
     assert plan.bytes_read == plan.statistics_bytes + sum(b.bytes_read for b in plan.batches)
-    assert all(b.whole_image and b.fuse_kwargs()["region"] is None for b in plan.batches)
+    assert all(b.whole_image and b.fuse_region is None for b in plan.batches)
 
 
 def test_batch_cost_by_hand() -> None:
