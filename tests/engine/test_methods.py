@@ -158,14 +158,14 @@ def test_two_pair_method_skips_dates_after_the_last_fine_image(cube: Path, tmp_p
     import json
 
     assert sorted(json.loads(attrs["skipped_dates"])) == after
-    with pytest.raises(ConfigError, match="no date .* can be fused with test-two-pair"):
+    with pytest.raises(ConfigError, match=r"no date .* can be fused with test-two-pair"):
         fuse(cube, tmp_path / "none.zarr", method=TWO_PAIR, dates=after[:2])
 
 
 def test_a_method_without_the_native_grid_it_needs_is_refused(tmp_path: Path) -> None:
     truth = synthetic_scene((32, 32), 1, DAYS[:3], seed=1)
     plain = write_cube(tmp_path / "plain.zarr", {DAYS[0]: truth[DAYS[0]]}, block_mean(truth, 8))
-    with pytest.raises(ConfigError, match="native grid, but .* has none"):
+    with pytest.raises(ConfigError, match=r"native grid, but .* has none"):
         fuse(plain, tmp_path / "out.zarr", method="coarse-residual")
     with pytest.raises(ConfigError, match=r"static layer\(s\) \['landcover'\]"):
         fuse(plain, tmp_path / "out.zarr", method=STATIC)
