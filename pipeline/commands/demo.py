@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,16 @@ import typer
 from pipeline.commands._console import console
 from pipeline.commands._options import TILE_HELP, check_tile
 from pipeline.errors import OutputError
+from pipeline.store.atomic import product_kind, remove_product
+
+#: What a demo folder holds: name -> the product kind it must be for --overwrite to replace it.
+DEMO_PRODUCTS = {
+    "site": ("site",),
+    "cube.zarr": ("cube",),
+    "truth.zarr": ("cube",),
+    "fused.zarr": ("fused",),
+    "report": ("report",),
+}
 
 
 def demo_region(out_dir: Path, tile: int) -> dict[str, object]:
@@ -61,9 +70,11 @@ def demo_command(
 
     screen = console(stderr=True)
     if overwrite and out_dir.exists():
-        if not (out_dir / "site" / "site.json").exists():
+        if product_kind(out_dir / "site") != "site":
             raise OutputError(f"{out_dir}: --overwrite only replaces a previous demo folder")
-        shutil.rmtree(out_dir)
+        for name, kinds in DEMO_PRODUCTS.items():  # what the demo wrote; other files stay
+            if (out_dir / name).exists():
+                remove_product(out_dir / name, kinds)
     site = out_dir / "site"
     if (site / "site.json").exists():
         screen.print(f"using the existing site {site} (--overwrite starts afresh)")

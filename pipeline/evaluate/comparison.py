@@ -73,7 +73,7 @@ def compare(
         raise ConfigError("compare needs at least two reports or fused stores")
     if labels is not None and len(labels) != len(paths):
         raise ConfigError(f"{len(labels)} labels for {len(paths)} inputs")
-    with staged_report_dir(out_dir, overwrite) as staging:
+    with staged_report_dir(out_dir, overwrite, [*paths, *([truth] if truth else [])]) as staging:
         evaluations = []
         for i, path in enumerate(paths):
             if _is_fused_store(path):

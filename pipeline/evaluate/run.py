@@ -17,7 +17,6 @@ evaluations side by side.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from kernels import metrics as km
-from pipeline.errors import OutputError
 from pipeline.evaluate.figures import (
     picture_indices,
     series_locations,
@@ -51,6 +49,7 @@ from pipeline.evaluate.inputs import (
 from pipeline.evaluate.reduce import MAX_CHIP, compute_partials, data_ranges
 from pipeline.evaluate.render import write_metrics, write_reports
 from pipeline.evaluate.tables import DEFINITIONS, STATUS_EMPTY, band_rows, date_rows
+from pipeline.store.atomic import REPORT_MARKER, check_output_folder, staged
 
 
 @dataclass(frozen=True)
@@ -112,23 +111,10 @@ class EvaluationReport:
         }
 
 
-def check_out_dir(out_dir: Path, overwrite: bool) -> None:
-    """Refuse a file or a non-empty directory (unless ``overwrite``); create the parent.
-
-    Raises
-    ------
-    OutputError
-        When ``out_dir`` is a file, or a non-empty directory and ``overwrite`` is false.
-    """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: exists and is not a directory")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise OutputError(f"{out_dir}: report directory exists and is not empty (use --overwrite)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-
-
 @contextmanager
-def staged_report_dir(out_dir: Path, overwrite: bool) -> Iterator[Path]:
+def staged_report_dir(
+    out_dir: Path, overwrite: bool, inputs: Sequence[str | Path] = ()
+) -> Iterator[Path]:
     """Build a report in a temporary sibling of ``out_dir``, renamed onto it when complete.
 
     The caller writes into the yielded directory. On normal exit it replaces ``out_dir``; on
@@ -137,18 +123,13 @@ def staged_report_dir(out_dir: Path, overwrite: bool) -> Iterator[Path]:
     Raises
     ------
     OutputError
-        As :func:`check_out_dir`.
+        As :func:`pipeline.store.atomic.check_output_folder` (a report replaces only a report).
     """
-    check_out_dir(out_dir, overwrite)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    check_output_folder(out_dir, overwrite=overwrite, kinds=("report",), inputs=inputs)
+    with staged(out_dir, replace=True) as staging:
+        staging.mkdir()
+        (staging / REPORT_MARKER).write_text("written by stfcube evaluate/compare\n")
         yield staging
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def evaluate(
@@ -218,7 +199,7 @@ def evaluate(
     fused_path, out_dir = Path(fused_path), Path(out_dir)
     notes: list[str] = []
     fused_ds = open_fused(fused_path)
-    check_out_dir(out_dir, overwrite)
+    check_output_folder(out_dir, overwrite=overwrite, kinds=("report",), inputs=(fused_path, truth))
     with tempfile.TemporaryDirectory(prefix=".stfcube-truth-", dir=out_dir.parent) as workdir:
         chunk = max(fused_ds["fused"].encoding.get("chunks", (1, 1, 512, 512))[-2:])
         truth_ds = open_truth(truth_cube(truth, Path(workdir), int(chunk), notes))
@@ -228,7 +209,7 @@ def evaluate(
         sel_bands = select_bands(fused_ds, truth_ds, bands, truth_path)
         ratio = parse_resolution_ratio(resolution_ratio)
         locations = series_locations(fused_ds, points, pixels, notes)
-        with staged_report_dir(out_dir, overwrite) as staging:
+        with staged_report_dir(out_dir, overwrite, (fused_path, truth)) as staging:
             source = open_source_cube(fused_ds, fused_path, source_cube, notes)
             ratio = ergas_resolution_ratio(ratio, (source, truth_ds), notes)
             inputs = align_inputs(fused_ds, truth_ds, sel_dates, sel_bands)

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -33,7 +31,6 @@ from typing import Any
 
 import rasterio
 
-from pipeline.errors import OutputError
 from pipeline.simulate.catalog import (
     MASK_BAND,
     SitePaths,
@@ -54,6 +51,7 @@ from pipeline.simulate.scene import (
 )
 from pipeline.simulate.sensors import CloudField, make_cloud_field, observe_coarse, observe_fine
 from pipeline.simulate.stac import BandSpec, RasterGrid, write_catalog
+from pipeline.store.atomic import check_output_folder, staged
 
 #: GDAL block cache while writing (MB).
 _GDAL_CACHE_MB = 256
@@ -302,42 +300,6 @@ def _events(config: SiteConfig, tally: _Tally) -> tuple[ChangeEvent, ...]:
     )
 
 
-def _looks_like_site(path: Path) -> bool:
-    try:
-        return "stfcube_site" in json.loads((path / "site.json").read_text())
-    except (OSError, ValueError):
-        return False
-
-
-def _check_output(out_dir: Path, overwrite: bool) -> None:
-    """Refuse an output that exists as a file or as a non-empty directory (unless a site)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: exists and is not a directory")
-    if not out_dir.is_dir() or not any(out_dir.iterdir()):
-        return
-    if not overwrite:
-        raise OutputError(
-            f"{out_dir}: directory is not empty; choose another one or pass --overwrite"
-        )
-    if not _looks_like_site(out_dir):
-        raise OutputError(
-            f"{out_dir}: directory is not empty and holds no stfcube site (no site.json); "
-            "refusing to replace it even with --overwrite"
-        )
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Move the finished site from ``staging`` to ``out_dir``, replacing what is there."""
-    if out_dir.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        retired.rmdir()
-        out_dir.rename(retired)
-        staging.rename(out_dir)
-        shutil.rmtree(retired)
-    else:
-        staging.rename(out_dir)
-
-
 def simulate_site(
     out_dir: str | os.PathLike[str],
     *,
@@ -427,15 +389,10 @@ def simulate_site(
         harvest_day=harvest_day,
     )
     out = Path(out_dir).absolute()
-    _check_output(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    check_output_folder(out, overwrite=overwrite, kinds=("site",))
+    with staged(out, replace=True) as staging:
+        staging.mkdir()
         summary = _write_site(config, staging, out, progress)
-        _publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return summary
 
 

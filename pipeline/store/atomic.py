@@ -21,11 +21,13 @@ from pathlib import Path
 from pipeline.errors import OutputError
 
 #: The products stfcube writes, by kind: a cube or fused store (Zarr, with ``stfcube_schema``),
-#: a simulated site (``site.json``) and an evaluation report (``metrics.json`` + ``report.md``).
+#: a simulated site (``site.json``) and an evaluation or comparison report (its marker file).
 PRODUCT_KINDS = ("cube", "fused", "site", "report")
 
-#: Names stfcube itself leaves in a store beside the Zarr hierarchy (the run lock).
-STORE_BOOKKEEPING = (".stfcube-lock",)
+#: Names stfcube itself leaves in a store beside the Zarr hierarchy.
+STORE_BOOKKEEPING: tuple[str, ...] = ()
+#: The file that marks an evaluation or comparison report folder as stfcube's.
+REPORT_MARKER = ".stfcube-report"
 
 
 def staging_path(target: Path) -> Path:
@@ -85,36 +87,43 @@ def product_kind(path: str | Path) -> str | None:
     schema = str(attrs.get("stfcube_schema", ""))
     if schema.startswith(("cube/", "fused/")):
         return schema.split("/")[0]
-    if (path / "site.json").is_file():
-        return "site"
-    if (path / "metrics.json").is_file() and (path / "report.md").is_file():
+    try:
+        if "stfcube_site" in json.loads((path / "site.json").read_text()):
+            return "site"
+    except (OSError, ValueError, TypeError):
+        pass
+    if (path / REPORT_MARKER).is_file() or (
+        (path / "metrics.json").is_file() and (path / "report.md").is_file()
+    ):
         return "report"
     return None
 
 
-def overlapping(a: str | Path, b: str | Path) -> bool:
-    """True when two paths are the same folder or one lies inside the other (symlinks resolved)."""
-    ra, rb = Path(a).resolve(), Path(b).resolve()
-    return ra == rb or ra.is_relative_to(rb) or rb.is_relative_to(ra)
-
-
-def check_disjoint(out: str | Path, inputs: Sequence[str | Path]) -> None:
+def check_disjoint(
+    out: str | Path, inputs: Sequence[str | Path], *, inside_ok: bool = False
+) -> None:
     """Refuse an output path that is, holds or lies inside one of the run's ``inputs``.
+
+    ``inside_ok``: an output inside an input folder is allowed (a report written into a site
+    folder); it still may not be or hold an input, which replacing it would delete.
 
     Raises
     ------
     OutputError
         Naming both paths.
     """
+    target = Path(out).resolve()
     for source in inputs:
-        if overlapping(out, source):
-            if Path(out).resolve() == Path(source).resolve():
-                where = "is the input"
-            elif Path(out).resolve().is_relative_to(Path(source).resolve()):
-                where = "lies inside the input"
-            else:
-                where = "holds the input"
-            raise OutputError(f"{out}: the output {where} {source}; choose another output path")
+        origin = Path(source).resolve()
+        if target == origin:
+            where = "is the input"
+        elif origin.is_relative_to(target):
+            where = "holds the input"
+        elif target.is_relative_to(origin) and not inside_ok:
+            where = "lies inside the input"
+        else:
+            continue
+        raise OutputError(f"{out}: the output {where} {source}; choose another output path")
 
 
 def check_replaceable(
@@ -129,7 +138,7 @@ def check_replaceable(
     kinds
         Product kinds this command may replace (see :data:`PRODUCT_KINDS`).
     inputs
-        The run's inputs: ``path`` may not be, hold or lie inside any of them.
+        The run's inputs: ``path`` may not be or hold any of them.
 
     Raises
     ------
@@ -138,7 +147,7 @@ def check_replaceable(
         overlaps an input.
     """
     path = Path(path)
-    check_disjoint(path, inputs)
+    check_disjoint(path, inputs, inside_ok=True)  # deleting it must not delete an input
     if not path.is_dir():
         raise OutputError(f"{path}: exists and is not a folder; stfcube replaces only its own")
     kind = product_kind(path)
@@ -155,6 +164,35 @@ def check_replaceable(
             f"{path}: holds files stfcube did not write ({', '.join(foreign[:3])}); "
             "refusing to delete it: move them or choose another output path"
         )
+
+
+def check_output_folder(
+    path: str | Path,
+    *,
+    overwrite: bool,
+    kinds: Collection[str],
+    inputs: Sequence[str | Path] = (),
+) -> None:
+    """The rules for a command's output folder, before anything is computed.
+
+    A missing or empty folder is fine; a non-empty one needs ``overwrite`` and must be a
+    product stfcube wrote of one of ``kinds`` (:func:`check_replaceable`). The output may lie
+    inside an input folder but never be or hold an input. Creates the parent folder.
+
+    Raises
+    ------
+    OutputError
+        Naming the folder and what to do.
+    """
+    path = Path(path)
+    check_disjoint(path, inputs, inside_ok=True)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if not overwrite:
+            raise OutputError(
+                f"{path}: exists and is not empty; choose another or pass --overwrite"
+            )
+        check_replaceable(path, kinds, inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def remove_product(

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ import xarray as xr
 import zarr
 
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
+from helpers.hooks import KILL_AT_WRITE, hook_environment
 from kernels.starfm import starfm
 from pipeline.engine.run import fuse, prepare_fusion, run_fusion
 from pipeline.errors import ConfigError, InputError, OutputError
@@ -236,65 +234,43 @@ def _done_tiles(out: Path) -> int:
         return 0
 
 
-SLOW_TILES = """
-import time
-import pipeline.engine.tasks as _tasks
-
-_original = _tasks.run_tile
+#: The run (90 tiles x 3 dates, one tile at a time) is killed at the N-th write of a tile's
+#: completion marker: the first tile's, mid-run, and the very last one (its final writes).
+KILL_MOMENTS = {"first-tiles": (1, 0), "middle": (135, 44), "final-writes": (270, 89)}
 
 
-def run_tile(task):
-    time.sleep(0.2)
-    return _original(task)
-
-
-_tasks.run_tile = run_tile
-"""
-
-
-def test_killed_run_resumes_only_missing_tiles(small_cube: Path, tmp_path: Path) -> None:
-    # Every process of the run (the CLI and its dask workers) imports this sitecustomize,
-    # which slows each tile down so that the SIGKILL lands part-way through.
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SLOW_TILES)
+@pytest.mark.parametrize("moment", sorted(KILL_MOMENTS))
+def test_killed_run_resumes_only_missing_tiles(
+    small_cube: Path, tmp_path: Path, moment: str
+) -> None:
+    write, done_tiles = KILL_MOMENTS[moment]
+    env = hook_environment(
+        tmp_path / "hook",
+        KILL_AT_WRITE,
+        STFCUBE_TEST_KILL_KEY=r"^tile_done/c/",
+        STFCUBE_TEST_KILL_AT=str(write),
+    )
     out = tmp_path / "fused.zarr"
     stfcube = Path(sys.executable).with_name("stfcube")
-    cmd = [
-        str(stfcube),
-        "fuse",
-        str(small_cube),
-        str(out),
-        "--tile",
-        "16",
-        "--workers",
-        "1",
-        "--threads-per-worker",
-        "1",
-        "--quiet",
-        "-p",
-        "max_search_distance=300.0",
-    ]
-    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while _done_tiles(out) < 3 * 4 and time.monotonic() < deadline:  # 4 tiles x 3 dates
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    cmd = [str(stfcube), "fuse", str(small_cube), str(out), "--tile", "16", "--workers", "1"]
+    cmd += ["--threads-per-worker", "1", "--quiet", "-p", "max_search_distance=300.0"]
+    killed = subprocess.run(cmd, env=env, capture_output=True, check=False)
+    assert killed.returncode == -9, killed.stderr
     done_before = _done_tiles(out) // 3
+    assert done_before == done_tiles
+    assert not xr.open_zarr(out, consolidated=False).attrs["complete"]
     total = 9 * 10
-    assert 4 <= done_before < total, "the run must be killed part-way"
     resumed = fuse(small_cube, out, tile=16, params=SMALL, local_threads=2)
     assert resumed.tiles_skipped == done_before
     assert resumed.tiles_computed == total - done_before
     clean = fuse(small_cube, tmp_path / "clean.zarr", tile=16, params=SMALL, local_threads=2)
     assert clean.tiles_computed == total
-    for variable in ("fused", "quality"):
+    for variable in ("fused", "quality", "tile_done"):
         np.testing.assert_array_equal(
             xr.open_zarr(out, consolidated=False)[variable].values,
             xr.open_zarr(tmp_path / "clean.zarr", consolidated=False)[variable].values,
         )
+    assert xr.open_zarr(out, consolidated=False).attrs["complete"] is True
 
 
 def test_fuse_command_on_a_simulated_site(tmp_path: Path) -> None:
@@ -346,6 +322,8 @@ def test_pair_rules_and_pair_bounds() -> None:
     groups, skipped = plan_groups([late, target], days, "nearest", 2, min_pairs=2)
     assert [g.predict_dates for g in groups] == [(target,)]  # the other date is skipped ...
     assert skipped[late] == "only 1 usable pair(s) with rule 'nearest'; the method needs 2"
+    many, _ = plan_groups([target], days, 3, None)  # a time-series method: no upper bound
+    assert many[0].pair_dates == tuple(days)
     with pytest.raises(ConfigError, match="at most 2 pairs"):
         plan_groups([target], days, 3, 2)
 

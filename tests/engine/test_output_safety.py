@@ -23,6 +23,7 @@ import pytest
 import xarray as xr
 
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
+from helpers.hooks import SLOW_TILES, hook_environment
 from pipeline.cli import main
 from pipeline.engine import fuse
 from pipeline.errors import OutputError
@@ -148,28 +149,9 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(project: Path) -> None:
     assert not lock_path(out).exists()
 
 
-SLOW_TILES = """
-import time
-import pipeline.engine.tasks as _tasks
-
-_original = _tasks.run_tile
-
-
-def run_tile(task):
-    time.sleep(0.3)
-    return _original(task)
-
-
-_tasks.run_tile = run_tile
-"""
-
-
 def test_two_concurrent_fuse_processes(project: Path, tmp_path: Path) -> None:
     """One is refused (exit 2, naming the holder); the other's result equals a lone run."""
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SLOW_TILES)
-    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = hook_environment(tmp_path / "hook", SLOW_TILES, STFCUBE_TEST_TILE_SLEEP="0.3")
     cube, out = project / "cube.zarr", project / "fused.zarr"
     stfcube = str(Path(sys.executable).with_name("stfcube"))
     cmd = [stfcube, "fuse", str(cube), str(out), "--tile", "16", "--workers", "1"]

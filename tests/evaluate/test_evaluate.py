@@ -200,7 +200,8 @@ def test_report_files_are_complete(report: object) -> None:
     for name in expected:
         assert (out / name).is_file(), name
         assert (out / name).stat().st_size > 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(expected)
+    # and the marker that lets a later --overwrite replace this folder (and only such folders)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*expected, ".stfcube-report"])
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 7
     assert "<style>" in html and 'src="quicklook' not in html
@@ -356,3 +357,20 @@ def test_picture_dates_are_spread_evenly() -> None:
     assert picture_indices(5, 8) == [0, 1, 2, 3, 4]
     assert picture_indices(27, 8) == [0, 4, 7, 11, 15, 19, 22, 26]
     assert picture_indices(27, 1) == [0]
+
+
+def test_overwrite_replaces_only_a_report_stfcube_wrote(site: dict, report: object) -> None:
+    """``--overwrite`` of evaluate/compare never deletes a user's folder or an input."""
+    documents = site["root"] / "documents"
+    documents.mkdir()
+    (documents / "thesis.txt").write_text("four years of work")
+    with pytest.raises(OutputError, match="not something stfcube wrote"):
+        evaluate(site["fused"], site["cube"], documents, overwrite=True)
+    assert (documents / "thesis.txt").read_text() == "four years of work"
+    with pytest.raises(OutputError, match="the output holds the input"):
+        evaluate(site["fused"], site["cube"], site["root"], overwrite=True)
+    with pytest.raises(OutputError, match="is a stfcube fused"):
+        compare([report.out_dir, report.out_dir], site["fused"], overwrite=True)
+    assert (site["fused"] / "zarr.json").is_file()
+    again = evaluate(site["fused"], site["cube"], report.out_dir, overwrite=True)
+    assert again.out_dir == report.out_dir and (report.out_dir / ".stfcube-report").is_file()

@@ -7,7 +7,6 @@ rolls back before writing again, so the result equals an uninterrupted ingest.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import pytest
 import rasterio
 from test_ingest import make_site, tree_checksum
 
+from helpers.hooks import KILL_AT_WRITE, hook_environment
+from pipeline.cli import main
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.store.cube import open_cube
@@ -58,12 +59,17 @@ def _same_cube(a: Path, b: Path) -> None:
     assert one.attrs == two.attrs
 
 
-def test_a_failed_append_leaves_the_cube_byte_for_byte_unchanged(tmp_path: Path) -> None:
+def test_a_failed_append_leaves_the_cube_byte_for_byte_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cube, manifest = _site(tmp_path)
     _corrupt_a_middle_tile(manifest.parent / "fine_2021-06-17.tif")
     before = tree_checksum(cube)
     with pytest.raises(InputError, match=r"fine_2021-06-17\.tif"):
         ingest(manifest, cube, chunk=16)
+    assert tree_checksum(cube) == before
+    assert main(["ingest", str(manifest), str(cube), "--chunk", "16"]) == 2  # one line, exit 2
+    assert "fine_2021-06-17.tif" in capsys.readouterr().err
     assert tree_checksum(cube) == before
     assert not has_journal(cube)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.zarr", "site"]
@@ -74,31 +80,6 @@ def test_a_failed_append_leaves_the_cube_byte_for_byte_unchanged(tmp_path: Path)
     ingest(manifest, tmp_path / "fresh.zarr", chunk=16)
     _same_cube(cube, tmp_path / "fresh.zarr")
 
-
-KILL_HOOK = """
-import os
-import re
-import signal
-
-import zarr.storage
-
-_set = zarr.storage.LocalStore.set
-_pattern = re.compile(os.environ["STFCUBE_TEST_KILL_KEY"])
-_at = int(os.environ["STFCUBE_TEST_KILL_AT"])
-_seen = 0
-
-
-async def set(self, key, value):
-    global _seen
-    if _pattern.search(key):
-        _seen += 1
-        if _seen == _at:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return await _set(self, key, value)
-
-
-zarr.storage.LocalStore.set = set
-"""
 
 #: Three moments of the append: its first data chunk, the middle of the data, and the final
 #: writes of the per-date coordinates (``time`` is the last array xarray extends).
@@ -115,16 +96,10 @@ def test_a_killed_append_is_rolled_back_and_completed_by_the_rerun(
 ) -> None:
     cube, manifest = _site(tmp_path)
     before = tree_checksum(cube)
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(KILL_HOOK)
     key, at = MOMENTS[moment]
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-        "STFCUBE_TEST_KILL_KEY": key,
-        "STFCUBE_TEST_KILL_AT": str(at),
-    }
+    env = hook_environment(
+        tmp_path / "hook", KILL_AT_WRITE, STFCUBE_TEST_KILL_KEY=key, STFCUBE_TEST_KILL_AT=str(at)
+    )
     stfcube = str(Path(sys.executable).with_name("stfcube"))
     killed = subprocess.run(
         [stfcube, "ingest", str(manifest), str(cube), "--chunk", "16"],

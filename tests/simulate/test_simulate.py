@@ -325,7 +325,7 @@ def test_output_directory_rules(tmp_path: Path) -> None:
     (busy / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="not empty"):
         simulate_site(busy, size=32, days=2)
-    with pytest.raises(OutputError, match="no stfcube site"):
+    with pytest.raises(OutputError, match="not something stfcube wrote"):
         simulate_site(busy, size=32, days=2, overwrite=True)
     assert (busy / "notes.txt").read_text() == "mine"
     empty = tmp_path / "empty"
