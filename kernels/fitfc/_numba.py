@@ -1,0 +1,99 @@
+"""Fit-FC's spatial filter on the CPU: a numba kernel, parallel over output rows.
+
+Same contract as :func:`kernels.fitfc._ref.filter_sums`. Per pixel the window is scanned once
+(row by row, for contiguous reads) while a sorted list of the ``n_similar`` best candidates is
+kept by insertion: a partial selection, no sort. The order compares (distance, column-major cell
+index), so the kept set is the reference's whatever the scan order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, nogil=True)
+def _before(d, k, other_d, other_k):
+    """True when candidate (d, k) ranks before (other_d, other_k)."""
+    return d < other_d or (d == other_d and k < other_k)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _filter(key, values, usable, weights, span, n_similar, row0, row1, col0, col1, out):
+    n_key = key.shape[0]
+    n_bands = values.shape[0]
+    radius = span // 2
+    for y in prange(row0, row1):
+        best_d = np.empty(n_similar)
+        best_k = np.empty(n_similar, dtype=np.int64)
+        centre = np.empty(n_key)
+        for x in range(col0, col1):
+            for b in range(n_key):
+                centre[b] = key[b, y + radius, x + radius]
+            count = 0
+            for dr in range(span):
+                for dc in range(span):
+                    if not usable[y + dr, x + dc]:
+                        continue
+                    d = 0.0
+                    for b in range(n_key):
+                        diff = key[b, y + dr, x + dc] - centre[b]
+                        d += diff * diff
+                    if d != d:
+                        continue
+                    k = dc * span + dr
+                    if count == n_similar:
+                        if not _before(d, k, best_d[count - 1], best_k[count - 1]):
+                            continue
+                        pos = count - 1
+                    else:
+                        pos = count
+                        count += 1
+                    while pos > 0 and _before(d, k, best_d[pos - 1], best_k[pos - 1]):
+                        best_d[pos] = best_d[pos - 1]
+                        best_k[pos] = best_k[pos - 1]
+                        pos -= 1
+                    best_d[pos] = d
+                    best_k[pos] = k
+            for band in range(n_bands):
+                total = 0.0
+                weighted = 0.0
+                for i in range(count):
+                    k = best_k[i]
+                    w = weights[k]
+                    total += w
+                    weighted += w * values[band, y + k % span, x + k // span]
+                out[band, y - row0, x - col0] = weighted / total if count > 0 else np.nan
+
+
+def filter_sums(
+    key: np.ndarray,
+    values: np.ndarray,
+    weights: np.ndarray,
+    n_similar: int,
+    skip_invalid_values: bool,
+    window: tuple[int, int, int, int],
+) -> np.ndarray:
+    """Weighted mean of the ``n_similar`` most similar cells of every window (see module doc)."""
+    row0, row1, col0, col1 = window
+    if skip_invalid_values:
+        usable = np.isfinite(values).all(axis=0)
+    else:
+        usable = np.ones(values.shape[1:], dtype=np.bool_)
+    out = np.empty((values.shape[0], row1 - row0, col1 - col0))
+    _filter(
+        np.ascontiguousarray(key, dtype=np.float64),
+        np.ascontiguousarray(values, dtype=np.float64),
+        usable,
+        np.ascontiguousarray(weights, dtype=np.float64),
+        math.isqrt(weights.size),
+        n_similar,
+        row0,
+        row1,
+        col0,
+        col1,
+        out,
+    )
+    return out
