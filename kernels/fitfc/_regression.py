@@ -55,13 +55,14 @@ def regression(coarse: Any, coarse_pred: Any, radius: int, skip_invalid: bool) -
     radius
         W, in coarse pixels.
     skip_invalid
-        Leave pixels where either image is NaN out of the windows (``False``: NaN spreads, as
-        in the reference program).
+        Leave pixels where either image is NaN out of the windows, and take their residual as 0
+        (``False``: NaN spreads, as in the reference program).
 
     Returns
     -------
     a, b, residual : arrays
-        ``(band, cy, cx)`` float64; ``residual = coarse_pred - (a * coarse + b)``.
+        ``(band, cy, cx)`` float64; ``residual = coarse_pred - (a * coarse + b)``; ``a`` and
+        ``b`` are NaN where a window holds no usable pixel.
     """
     xp = array_module(coarse, coarse_pred)
     c1 = xp.asarray(coarse, dtype=xp.float64)
@@ -80,6 +81,8 @@ def regression(coarse: Any, coarse_pred: Any, radius: int, skip_invalid: bool) -
         a = cov / (var + EPS)
         b = mean_2 - a * mean_1
     residual = xp.asarray(coarse_pred, dtype=xp.float64) - (a * xp.asarray(coarse) + b)
+    if skip_invalid:
+        residual = xp.where(xp.isnan(residual), 0.0, residual)
     return a, b, residual
 
 

@@ -20,7 +20,8 @@ Units: data in any unit (the output is in the inputs'); W in coarse pixels, w0 a
 pixels. Edge rules: array borders are image borders. Nodata is NaN: ``mode="reference"`` spreads
 it as the program's arithmetic does (a NaN in a regression window makes that window's ``a``/``b``
 NaN; NaN distances are skipped, as MATLAB's ``min`` does); ``mode="seamless"`` leaves invalid
-coarse pixels out of the regression windows and neighbours whose ``Z2`` is NaN out of the filter.
+coarse pixels out of the regression windows (their residual counts as 0) and neighbours whose
+``Z2`` is NaN out of the filter.
 Without nodata both modes give the same numbers.
 
 Engines (``engine=``, see :mod:`kernels._backend`): ``numba`` (CPU), ``cuda`` (numba CUDA kernel

@@ -142,9 +142,11 @@ def tile_inputs(task: TileTask) -> TileInputs:
         if key in task.spec.native:
             native[key] = _read_native(task, "coarse_native", index, np.nan)
             native[f"{key}_valid"] = _read_native(task, "coarse_native_valid", index, False)
-    offset = (0, 0)
+    offset, inside = (0, 0), None
     if task.native is not None:
-        r0, _, c0, _ = _native_window(task)
+        r0, r1, c0, c1 = _native_window(task)
+        rows, cols = task.native.shape
+        inside = (max(0, -r0), min(r1, rows) - r0, max(0, -c0), min(c1, cols) - c0)
         offset = (
             task.native.row0 + r0 * task.native.ratio - (task.tile.row0 - task.halo),
             task.native.col0 + c0 * task.native.ratio - (task.tile.col0 - task.halo),
@@ -160,6 +162,8 @@ def tile_inputs(task: TileTask) -> TileInputs:
         native_offset=offset,
         ratio=task.native.ratio if task.native is not None else None,
         static={name: _read_static(task, name) for name in task.spec.static},
+        image_shape=task.image_shape,
+        native_inside=inside,
     )
 
 

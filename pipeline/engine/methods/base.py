@@ -149,6 +149,11 @@ class TileInputs:
         Fine pixels per coarse pixel of the native grid (``None`` without one).
     static
         The static layers asked for, halo-extended.
+    image_shape
+        ``(rows, cols)`` of the whole fine image (for methods whose edge rule needs the border).
+    native_inside
+        ``(row0, row1, col0, col1)``: the rows and columns of the native block that lie on the
+        native grid (the rest is outside the image).
     """
 
     fine: Any
@@ -166,6 +171,8 @@ class TileInputs:
     native_offset: tuple[int, int] = (0, 0)
     ratio: int | None = None
     static: Mapping[str, Any] = field(default_factory=dict)
+    image_shape: tuple[int, int] | None = None
+    native_inside: tuple[int, int, int, int] | None = None
 
     def map_arrays(self, convert: typing.Callable[[Any], Any]) -> TileInputs:
         """A copy with every array passed through ``convert`` (e.g. to a device)."""

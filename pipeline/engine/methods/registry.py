@@ -18,6 +18,7 @@ BUILTIN = {
     "starfm": "pipeline.engine.methods.starfm",
     "nochange": "pipeline.engine.methods.baselines",
     "coarse-residual": "pipeline.engine.methods.baselines",
+    "fitfc": "pipeline.engine.methods.fitfc",
 }
 
 #: Registered method classes by name.
