@@ -165,7 +165,10 @@ def spatial_filter(
     weights = xp.asarray(cell_weights(radius, params.scale))
     if row1 == row0 or col1 == col0:
         return xp.empty((values.shape[0], row1 - row0, col1 - col0))
-    filter_sums = engine_module("kernels.fitfc", resolve_backend(engine, xp)).filter_sums
+    backend = resolve_backend(engine, xp)
+    if backend == "reference" and xp is not np:
+        raise ValueError("the reference engine runs on NumPy arrays; CuPy inputs use 'cuda'")
+    filter_sums = engine_module("kernels.fitfc", backend).filter_sums
     skip = params.mode == "seamless"
     return filter_sums(key, padded, weights, params.n_similar, skip, (row0, row1, col0, col1))
 
