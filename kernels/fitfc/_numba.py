@@ -20,8 +20,27 @@ def _before(d, k, other_d, other_k):
     return d < other_d or (d == other_d and k < other_k)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _filter(key, values, usable, weights, span, n_similar, row0, row1, col0, col1, out):
+@njit(cache=True, nogil=True, error_model="numpy")
+def _keep(d, k, count, n_similar, best_d, best_k):
+    """Insert candidate (d, k) into the sorted best list; returns the new count."""
+    if count == n_similar:
+        if not _before(d, k, best_d[count - 1], best_k[count - 1]):
+            return count
+        pos = count - 1
+    else:
+        pos = count
+        count += 1
+    while pos > 0 and _before(d, k, best_d[pos - 1], best_k[pos - 1]):
+        best_d[pos] = best_d[pos - 1]
+        best_k[pos] = best_k[pos - 1]
+        pos -= 1
+    best_d[pos] = d
+    best_k[pos] = k
+    return count
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _filter(centre_key, key, values, weights, span, n_similar, row0, row1, col0, col1, out):
     n_key = key.shape[0]
     n_bands = values.shape[0]
     radius = span // 2
@@ -29,34 +48,25 @@ def _filter(key, values, usable, weights, span, n_similar, row0, row1, col0, col
         best_d = np.empty(n_similar)
         best_k = np.empty(n_similar, dtype=np.int64)
         centre = np.empty(n_key)
+        distance = np.empty(span)
         for x in range(col0, col1):
             for b in range(n_key):
-                centre[b] = key[b, y + radius, x + radius]
+                centre[b] = centre_key[b, y + radius, x + radius]
             count = 0
             for dr in range(span):
+                distance[:] = 0.0
+                for b in range(n_key):
+                    row = key[b, y + dr, x : x + span]
+                    c = centre[b]
+                    for dc in range(span):
+                        diff = row[dc] - c
+                        distance[dc] += diff * diff
                 for dc in range(span):
-                    if not usable[y + dr, x + dc]:
-                        continue
-                    d = 0.0
-                    for b in range(n_key):
-                        diff = key[b, y + dr, x + dc] - centre[b]
-                        d += diff * diff
-                    if d != d:
-                        continue
-                    k = dc * span + dr
-                    if count == n_similar:
-                        if not _before(d, k, best_d[count - 1], best_k[count - 1]):
-                            continue
-                        pos = count - 1
-                    else:
-                        pos = count
-                        count += 1
-                    while pos > 0 and _before(d, k, best_d[pos - 1], best_k[pos - 1]):
-                        best_d[pos] = best_d[pos - 1]
-                        best_k[pos] = best_k[pos - 1]
-                        pos -= 1
-                    best_d[pos] = d
-                    best_k[pos] = k
+                    d = distance[dc]
+                    # NaN never ranks before anything: skipped, as MATLAB's min skips it
+                    if count < n_similar or d <= best_d[count - 1]:
+                        if d == d:
+                            count = _keep(d, dc * span + dr, count, n_similar, best_d, best_k)
             for band in range(n_bands):
                 total = 0.0
                 weighted = 0.0
@@ -78,15 +88,15 @@ def filter_sums(
 ) -> np.ndarray:
     """Weighted mean of the ``n_similar`` most similar cells of every window (see module doc)."""
     row0, row1, col0, col1 = window
-    if skip_invalid_values:
-        usable = np.isfinite(values).all(axis=0)
-    else:
-        usable = np.ones(values.shape[1:], dtype=np.bool_)
+    centre_key = np.ascontiguousarray(key, dtype=np.float64)
+    candidate_key = centre_key
+    if skip_invalid_values:  # a candidate without a value gets a NaN distance
+        candidate_key = np.where(np.isfinite(values).all(axis=0), centre_key, np.nan)
     out = np.empty((values.shape[0], row1 - row0, col1 - col0))
     _filter(
-        np.ascontiguousarray(key, dtype=np.float64),
+        centre_key,
+        candidate_key,
         np.ascontiguousarray(values, dtype=np.float64),
-        usable,
         np.ascontiguousarray(weights, dtype=np.float64),
         math.isqrt(weights.size),
         n_similar,
