@@ -16,6 +16,7 @@ import numpy as np
 from numba import cuda
 
 from kernels._backend import array_module
+from kernels.fitfc._select import keep_best
 
 #: Most neighbours a GPU thread keeps (its local list has a compile-time size).
 MAX_SIMILAR = 64
@@ -23,9 +24,8 @@ MAX_SIMILAR = 64
 BLOCK = (16, 8)
 
 
-@cuda.jit(device=True)
-def _before(d, k, other_d, other_k):
-    return d < other_d or (d == other_d and k < other_k)
+#: :func:`kernels.fitfc._select.keep_best` as a device function.
+_keep = cuda.jit(device=True)(keep_best)
 
 
 @cuda.jit
@@ -48,20 +48,7 @@ def _filter_kernel(key, values, usable, weights, n_similar, span, row0, col0, ou
                 d += diff * diff
             if d != d:
                 continue
-            k = dc * span + dr
-            if count == n_similar:
-                if not _before(d, k, best_d[count - 1], best_k[count - 1]):
-                    continue
-                pos = count - 1
-            else:
-                pos = count
-                count += 1
-            while pos > 0 and _before(d, k, best_d[pos - 1], best_k[pos - 1]):
-                best_d[pos] = best_d[pos - 1]
-                best_k[pos] = best_k[pos - 1]
-                pos -= 1
-            best_d[pos] = d
-            best_k[pos] = k
+            count = _keep(d, dc * span + dr, count, n_similar, best_d, best_k)
     for band in range(values.shape[0]):
         total = 0.0
         weighted = 0.0

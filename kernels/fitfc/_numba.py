@@ -13,30 +13,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from kernels.fitfc._select import keep_best
 
-@njit(cache=True, nogil=True)
-def _before(d, k, other_d, other_k):
-    """True when candidate (d, k) ranks before (other_d, other_k)."""
-    return d < other_d or (d == other_d and k < other_k)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _keep(d, k, count, n_similar, best_d, best_k):
-    """Insert candidate (d, k) into the sorted best list; returns the new count."""
-    if count == n_similar:
-        if not _before(d, k, best_d[count - 1], best_k[count - 1]):
-            return count
-        pos = count - 1
-    else:
-        pos = count
-        count += 1
-    while pos > 0 and _before(d, k, best_d[pos - 1], best_k[pos - 1]):
-        best_d[pos] = best_d[pos - 1]
-        best_k[pos] = best_k[pos - 1]
-        pos -= 1
-    best_d[pos] = d
-    best_k[pos] = k
-    return count
+#: :func:`kernels.fitfc._select.keep_best`, compiled for the CPU.
+_keep = njit(cache=True, nogil=True)(keep_best)
 
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
