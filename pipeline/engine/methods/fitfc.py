@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from kernels._backend import array_module
-from kernels.fitfc import FitfcParams, fitfc
+from kernels.fitfc import FitfcParams, rm_rc, spatial_filter
 from pipeline.engine.methods.base import (
     FusionMethod,
     InputSpec,
@@ -117,19 +117,17 @@ class FitfcMethod(FusionMethod[FitfcParams]):
         t = inputs.tile
         top, left = inputs.halo - rows.start, inputs.halo - cols.start
         window = (top, top + t.row1 - t.row0, left, left + t.col1 - t.col0)
-        predictions = []
-        for date in range(native["coarse_pred"].shape[0]):
+        n_dates = native["coarse_pred"].shape[0]
+        z2 = []
+        for date in range(n_dates):
             valid = native["coarse_pred_valid"][date, None]
             coarse_pred = xp.where(valid, native["coarse_pred"][date], xp.nan)
-            predictions.append(
-                fitfc(
-                    fine,
-                    coarse[:, n0:n1, m0:m1],
-                    coarse_pred[:, n0:n1, m0:m1],
-                    ratio,
-                    params,
-                    offset=offset,
-                    window=window,
-                )
-            )
-        return TileResult(xp.stack(predictions).astype(xp.float32))
+            block = (slice(None), slice(n0, n1), slice(m0, m1))
+            z2.append(rm_rc(fine, coarse[block], coarse_pred[block], ratio, params, offset=offset))
+        if params.mode == "reference":
+            # the neighbours depend on F1 alone: one selection serves every date
+            filtered = spatial_filter(fine, xp.concatenate(z2), params, window=window)
+            prediction = filtered.reshape(n_dates, -1, *filtered.shape[1:])
+        else:  # a neighbour's usability depends on the date's Z2
+            prediction = xp.stack([spatial_filter(fine, z, params, window=window) for z in z2])
+        return TileResult(prediction.astype(xp.float32))
