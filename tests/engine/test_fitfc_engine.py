@@ -79,3 +79,16 @@ def test_method_declares_native_inputs_and_validates_parameters() -> None:
     assert method.make_params({}).scale == 20.5
     with pytest.raises(ConfigError, match="n_similar must lie in"):
         method.make_params({"filter_radius": "1", "n_similar": "20"})
+
+
+def test_missing_similarity_bands_are_a_config_error(tmp_path: Path) -> None:
+    truth = synthetic_scene((16, 16), 1, DAYS[:2], seed=1)
+    cube = write_cube(
+        tmp_path / "one_band.zarr",
+        {DAYS[0]: truth[DAYS[0]]},
+        block_mean(truth, RATIO),
+        native_ratio=RATIO,
+    )
+    with pytest.raises(ConfigError, match="red_band=1 is not a band of a 1-band image"):
+        fuse(cube, tmp_path / "f.zarr", method="fitfc", tile=16, local_threads=1)
+    fuse(cube, tmp_path / "g.zarr", method="fitfc", tile=16, params={"similarity": "all_bands"})

@@ -153,6 +153,16 @@ def test_modes_agree_without_nodata() -> None:
     np.testing.assert_array_equal(seamless, reference)
 
 
+def test_all_band_similarity_sums_every_band() -> None:
+    rng = np.random.default_rng(7)
+    fine = rng.normal(100, 30, (2, 15, 15))
+    z2 = rng.normal(500, 80, (2, 15, 15))
+    small = {"filter_radius": 3, "n_similar": 6}
+    all_bands = spatial_filter(fine, z2, FitfcParams(**small, similarity="all_bands"))
+    red_nir = spatial_filter(fine, z2, FitfcParams(**small, red_band=0, nir_band=1))
+    np.testing.assert_array_equal(all_bands, red_nir)
+
+
 def _read_envi(path: Path) -> np.ndarray:
     return np.fromfile(path, dtype="<i2").reshape(3, 480, 480).astype(np.float64)
 

@@ -17,14 +17,17 @@ import numpy as np
 
 from kernels._backend import array_module
 from kernels.fitfc import FitfcParams, rm_rc, spatial_filter
+from kernels.fitfc.api import similarity_bands
 from pipeline.engine.methods.base import (
     FusionMethod,
     InputSpec,
     ParamDoc,
+    StatisticsInputs,
     TileInputs,
     TileResult,
 )
 from pipeline.engine.methods.registry import register
+from pipeline.errors import ConfigError
 
 #: Coarse pixels the bicubic upsampling reads beyond the coarse pixel under a fine pixel.
 BICUBIC_SUPPORT = 2
@@ -94,6 +97,14 @@ class FitfcMethod(FusionMethod[FitfcParams]):
     def cost(self, params: FitfcParams, n_pairs: int, n_bands: int) -> float:
         """Window cells ranked per fine pixel and date, plus the neighbours averaged."""
         return float(params.window_cells + params.n_similar * n_bands)
+
+    def global_statistics(self, inputs: StatisticsInputs, params: FitfcParams) -> dict[str, Any]:
+        """None; checks before any tile that the similarity bands exist in the cube."""
+        try:
+            similarity_bands(params, inputs.fine.shape[1])
+        except ValueError as exc:
+            raise ConfigError(f"fitfc: {exc}") from None
+        return {}
 
     def fuse_tile(
         self,
