@@ -48,7 +48,7 @@ from pydantic import (
 )
 
 from pipeline.errors import InputError
-from pipeline.ingest.readers import Scene, SceneStack
+from pipeline.ingest.readers import Scene, SceneStack, local_file_problem
 
 #: An ISO 8601 day, optionally with a time of day and UTC offset (2004-12-28, 2004-12-28T10:30Z).
 _ISO_DAY = re.compile(
@@ -239,8 +239,9 @@ def load_manifest(path: str | Path, *, root: str | Path | None = None) -> SceneS
         Missing or malformed manifest, unknown role, bad dates (the message names the entry).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "manifest not found")
+    problem = local_file_problem(path)
+    if problem is not None:
+        raise InputError(path, f"manifest: {problem}")
     try:
         if path.suffix.lower() == ".csv":
             raw = _read_csv(path)

@@ -11,12 +11,14 @@ target :class:`~pipeline.geometry.grid.Grid`:
 
 When the scene's own grid differs from the target grid, GDAL warps it (a ``WarpedVRT``, read
 window by window) with the stated resampling; masks are always warped with ``nearest``. Nothing
-is read until the arrays are computed, so memory is bounded by the chunks. :func:`has_data`
-checks, window by window, that a scene has pixels with data before anything is written.
+is read until the arrays are computed, so memory is bounded by the chunks. :func:`sample_values`
+reads, window by window, a sample of a scene's decoded values before anything is written (to
+check that it has data and that its values are in the cube's units).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -43,8 +45,10 @@ ROLES = ("fine", "coarse", "truth")
 
 #: Drivers whose files are raw pixel arrays: a short file is detected from its size.
 _RAW_DRIVERS = frozenset({"ENVI", "EHdr", "BT", "GenBin", "ISCE", "PAux"})
-#: Side, in pixels, of the windows :func:`has_data` reads at a time.
+#: Side, in pixels, of the windows :func:`sample_values` reads at a time.
 SCAN_WINDOW = 512
+#: :func:`sample_values` stops reading once its sample holds this many pixels with data.
+SAMPLE_PIXELS = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class RasterInfo:
     dtype: str
     nodata: float | None
     grid: Grid
+    descriptions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,9 @@ class Scene:
         Optional single-band mask/QA raster on the scene's grid.
     mask_valid_values
         Mask values meaning "clear"; any other value (or the mask's absence of data) is invalid.
+    band_labels
+        Per band read, the names the source gives it (STAC ``eo:bands`` ``name`` and
+        ``common_name``), checked against the cube's band names; empty when it gives none.
     """
 
     role: str
@@ -92,6 +100,7 @@ class Scene:
     nodata: float | None = None
     mask_path: str | None = None
     mask_valid_values: tuple[int, ...] = ()
+    band_labels: tuple[tuple[str, ...], ...] = ()
 
     def label(self) -> str:
         """``role date path[bands]`` for messages and reports."""
@@ -155,10 +164,13 @@ def probe_raster(path: str) -> RasterInfo:
     Raises
     ------
     InputError
-        When the file is missing, cannot be opened as a raster, is truncated or is rotated.
+        When the file is missing (or a broken link, a symlink loop, a directory), cannot be
+        opened as a raster, is truncated or is rotated.
     """
-    if not _is_url(path) and not Path(path).is_file():
-        raise InputError(path, "file not found")
+    if not _is_url(path):
+        problem = local_file_problem(Path(path))
+        if problem is not None:
+            raise InputError(path, problem)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -174,9 +186,31 @@ def probe_raster(path: str) -> RasterInfo:
                     dtype=src.dtypes[0],
                     nodata=src.nodata,
                     grid=Grid(src.crs, transform, src.height, src.width),
+                    descriptions=tuple(d or "" for d in src.descriptions),
                 )
     except RasterioError as exc:
         raise InputError(path, f"cannot be read as a raster ({exc})") from exc
+
+
+def local_file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable regular file, in a few words; ``None`` when it is one.
+
+    Tells apart a missing file, a broken symbolic link (naming its target), a symlink loop, a
+    directory and a path the system refuses (permissions, a file used as a folder).
+    """
+    try:
+        if path.is_dir():
+            return "is a directory, not a file"
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop: following its links never reaches a file"
+        if exc.errno != errno.ENOENT:
+            return exc.strerror or str(exc)
+        if path.is_symlink():
+            return f"broken symbolic link to {os.readlink(path)} (no such file)"
+        return "file not found"
+    return None
 
 
 def _check_complete(src: rasterio.DatasetReader, path: str) -> None:
@@ -293,14 +327,30 @@ def _scan_windows(area: PixelWindow, block: tuple[int, int]) -> list[Window]:
     )
 
 
-def has_data(scene: Scene, info: RasterInfo, area: PixelWindow) -> bool:
-    """Whether some pixel of ``area`` (of the scene's own grid) has data in every band read.
+def sample_values(
+    scene: Scene, info: RasterInfo, area: PixelWindow, enough: int = SAMPLE_PIXELS
+) -> np.ndarray:
+    """Decoded values (``raw * scale + offset``) of pixels of ``area`` with data in every band.
 
-    A pixel has data where no band is at the nodata value or non-finite (the scene's mask is
-    not consulted: a fully clouded scene is a valid observation). The file is read one window
-    of about :data:`SCAN_WINDOW` pixels a side at a time, from the centre of ``area`` outwards,
-    stopping at the first pixel with data: a scene with data near its centre costs one window;
-    only a scene without any data is read entirely, still one window at a time.
+    A pixel has data where no band read is at the nodata value or non-finite (the scene's mask
+    is not consulted: a fully clouded scene is a valid observation). The file is read one
+    window of about :data:`SCAN_WINDOW` pixels a side at a time, from the centre of ``area``
+    outwards, until the sample holds ``enough`` pixels: a scene with data near its centre costs
+    one window; only a scene (nearly) without data is read entirely, still one window at a time.
+
+    Parameters
+    ----------
+    scene, info
+        The scene and its :func:`probe_raster`.
+    area
+        Pixels of the scene's own grid to sample (where it covers the fine grid).
+    enough
+        Number of pixels with data after which reading stops.
+
+    Returns
+    -------
+    numpy.ndarray
+        (band, n) float64; ``n`` is 0 when ``area`` holds no pixel with data.
 
     Raises
     ------
@@ -308,6 +358,8 @@ def has_data(scene: Scene, info: RasterInfo, area: PixelWindow) -> bool:
         When a window cannot be decoded (a corrupt block).
     """
     nodata = scene.nodata if scene.nodata is not None else info.nodata
+    found: list[np.ndarray] = []
+    count = 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -317,11 +369,19 @@ def has_data(scene: Scene, info: RasterInfo, area: PixelWindow) -> bool:
                     present = np.isfinite(raw)
                     if nodata is not None:
                         present &= ~_is_nodata(raw, nodata)
-                    if present.all(axis=0).any():
-                        return True
+                    found.append(raw[:, present.all(axis=0)])
+                    count += found[-1].shape[1]
+                    if count >= enough:
+                        break
     except RasterioError as exc:
         raise InputError(scene.path, f"corrupt: its pixels cannot be decoded ({exc})") from exc
-    return False
+    raw_values = np.concatenate(found, axis=1) if found else np.empty((len(scene.bands), 0))
+    return raw_values.astype(np.float64) * scene.scale + scene.offset
+
+
+def has_data(scene: Scene, info: RasterInfo, area: PixelWindow) -> bool:
+    """Whether some pixel of ``area`` has data in every band read (see :func:`sample_values`)."""
+    return sample_values(scene, info, area, enough=1).shape[1] > 0
 
 
 def read_scene(

@@ -46,6 +46,7 @@ from pipeline.ingest.readers import (
     RESAMPLING_METHODS,
     Scene,
     SceneStack,
+    local_file_problem,
     read_scene,
     repeat_to_grid,
 )
@@ -163,8 +164,9 @@ def load_source(
         if found is None:
             raise InputError(path, "holds neither catalog.json nor a manifest.(yaml|csv)")
         path = found
-    if not path.exists():
-        raise InputError(path, "source not found")
+    problem = local_file_problem(path)
+    if problem is not None:
+        raise InputError(path, f"source: {problem}")
     if path.suffix.lower() == ".json":
         return load_stac(str(path), unit_factor=unit_factor)
     if path.suffix.lower() in {".yaml", ".yml", ".csv"}:

@@ -115,7 +115,8 @@ def _item_role(item: pystac.Item) -> str | None:
 
 
 def _asset_bands(asset: pystac.Asset, item: pystac.Item) -> list[dict[str, Any]]:
-    """Per-band ``name``/``scale``/``offset``/``nodata`` of an asset (STAC 1.0 or 1.1 style)."""
+    """Per-band ``name``/``labels``/``scale``/``offset``/``nodata`` of an asset (STAC 1.0 or 1.1
+    style); ``labels`` are the band's ``name`` and ``common_name`` given."""
     raster = asset.extra_fields.get("raster:bands")
     eo = asset.extra_fields.get("eo:bands") or item.properties.get("eo:bands")
     if raster is None and "bands" in asset.extra_fields:  # STAC 1.1 unified bands
@@ -123,7 +124,7 @@ def _asset_bands(asset: pystac.Asset, item: pystac.Item) -> list[dict[str, Any]]
         raster = [
             {k.removeprefix("raster:"): v for k, v in b.items() if k != "name"} for b in unified
         ]
-        eo = [{"name": b.get("name")} for b in unified]
+        eo = [{"name": b.get("name"), "common_name": b.get("eo:common_name")} for b in unified]
     count = len(raster or eo or [])
     bands = []
     for i in range(count):
@@ -132,6 +133,7 @@ def _asset_bands(asset: pystac.Asset, item: pystac.Item) -> list[dict[str, Any]]
         bands.append(
             {
                 "name": e.get("name") or e.get("common_name") or f"b{i + 1}",
+                "labels": tuple(str(e[k]) for k in ("name", "common_name") if e.get(k)),
                 "scale": r.get("scale"),
                 "offset": r.get("offset", 0.0),
                 "nodata": r.get("nodata"),
@@ -187,6 +189,7 @@ def _stac_scene(item: pystac.Item, unit_factor: float) -> tuple[Scene, tuple[str
         nodata=_one_value(bands, "nodata", where),
         mask_path=mask_path,
         mask_valid_values=valid_values,
+        band_labels=tuple(b["labels"] for b in bands),
     )
     sensor = item.properties.get("platform") or item.collection_id or role
     return scene, tuple(b["name"] for b in bands), sensor

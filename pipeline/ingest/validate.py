@@ -1,9 +1,10 @@
 """Validation of a scene stack before anything is written: the plan of the cube to write.
 
 :func:`plan_ingest` checks every input against the others and against the existing cube
-(each file's metadata and completeness, band counts, duplicate dates, masks, grids, CRSs), then
-that every scene overlaps the fine grid and has pixels with data there, and decides the native
-coarse grid. Any problem is an :class:`~pipeline.errors.InputError` naming the file.
+(each file's metadata and completeness, band counts and names, duplicate dates, masks, grids,
+CRSs, pixel shapes and sizes), then that every scene overlaps the fine grid and has pixels with
+data there, in the cube's units (:mod:`pipeline.ingest.sanity`), and decides the native coarse
+grid. Any problem is an :class:`~pipeline.errors.InputError` naming the file.
 """
 
 from __future__ import annotations
@@ -22,7 +23,21 @@ from pipeline.geometry.grid import (
     native_grid,
     pixel_ratio,
 )
-from pipeline.ingest.readers import ROLES, RasterInfo, Scene, SceneStack, has_data, probe_raster
+from pipeline.ingest.readers import (
+    ROLES,
+    RasterInfo,
+    Scene,
+    SceneStack,
+    probe_raster,
+    sample_values,
+)
+from pipeline.ingest.sanity import (
+    ValueRange,
+    check_band_identity,
+    check_fine_size,
+    check_square_pixels,
+    check_units,
+)
 from pipeline.store.cube import cube_grid, native_cube_grid
 
 
@@ -139,41 +154,84 @@ def _check_duplicates(scenes: Sequence[Scene]) -> None:
         seen[key] = scene
 
 
+def _lacks_crs(own: Grid, grid: Grid) -> bool:
+    """Whether a grid lacks a CRS that ``grid`` has."""
+    return own.crs is None and grid.crs is not None
+
+
 def _check_masks(scenes: Sequence[Scene], infos: dict[str, RasterInfo]) -> None:
+    """Every mask is on its image's grid; an image lacking the CRS its mask has is named."""
     for scene in scenes:
-        if scene.mask_path is not None and not infos[scene.mask_path].grid.matches(
-            infos[scene.path].grid
-        ):
+        if scene.mask_path is None:
+            continue
+        mask, image = infos[scene.mask_path].grid, infos[scene.path].grid
+        if _lacks_crs(image, mask):
+            raise InputError(scene.path, f"has no CRS while its mask {scene.mask_path} has one")
+        if not mask.matches(image):
             raise InputError(
                 scene.mask_path,
-                f"mask grid {infos[scene.mask_path].grid.describe()} differs from its image's "
-                f"{infos[scene.path].grid.describe()}",
+                f"mask grid {mask.describe()} differs from its image's {image.describe()}",
             )
 
 
-def _check_fine(scenes: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid) -> None:
+def _check_fine(
+    scenes: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid, grid_source: str | None
+) -> None:
+    """Every fine scene is on the fine grid, with square pixels.
+
+    ``grid_source`` is the fine scene the grid came from (``None``: the cube's): when the grid
+    lacks a CRS that a scene has, the message names that file.
+    """
     for scene in scenes:
-        if scene.role == "fine" and not infos[scene.path].grid.matches(grid):
+        if scene.role != "fine":
+            continue
+        own = infos[scene.path].grid
+        check_square_pixels(scene, own, grid)
+        if own.matches(grid):
+            continue
+        if grid_source is not None and _lacks_crs(grid, own):
             raise InputError(
-                scene.path,
-                f"grid {infos[scene.path].grid.describe()} differs from the fine grid "
-                f"{grid.describe()}: fine scenes must share one grid",
+                grid_source,
+                f"has no CRS while the fine scene {scene.path} has one "
+                f"({own.describe()}): fine scenes must share one grid",
             )
+        raise InputError(
+            scene.path,
+            f"grid {own.describe()} differs from the fine grid {grid.describe()}: fine scenes "
+            "must share one grid",
+        )
 
 
-def _check_coarse_crs(coarse: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid) -> None:
+def _check_coarse_crs(
+    coarse: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid, grid_source: str | None
+) -> None:
+    """Coarse scenes have a CRS exactly when the fine grid has one; square pixels in its CRS.
+
+    When the fine grid (taken from ``grid_source``, a fine scene) lacks the CRS that a coarse
+    scene has, the message names the fine scene: it is the one to fix.
+    """
     for scene in coarse:
         own = infos[scene.path].grid
+        if grid_source is not None and _lacks_crs(grid, own):
+            raise InputError(
+                grid_source,
+                f"has no CRS while the coarse scene {scene.path} has one: the fine scenes need "
+                "a CRS to put the coarse scenes on their grid",
+            )
         if (own.crs is None) != (grid.crs is None):
             has, lacks = ("has no CRS", "has one") if own.crs is None else ("has a CRS", "has none")
             raise InputError(
                 scene.path,
                 f"{has} while the fine grid {lacks}: it cannot be put on the fine grid",
             )
+        check_square_pixels(scene, own, grid)
 
 
-def _check_coverage(scenes: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid) -> None:
-    """Every scene overlaps the fine grid and has some pixel with data where it does."""
+def _check_coverage(
+    scenes: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid, units: str
+) -> None:
+    """Every scene overlaps the fine grid, has some pixel with data where it does, and values
+    that can be in the cube's ``units`` (judged on a sample read near the overlap's centre)."""
     for scene in scenes:
         info = infos[scene.path]
         area = covering_window(info.grid, grid)
@@ -183,7 +241,8 @@ def _check_coverage(scenes: Sequence[Scene], infos: dict[str, RasterInfo], grid:
                 f"does not overlap the fine grid: the scene is {info.grid.describe()}, the fine "
                 f"grid {grid.describe()}",
             )
-        if not has_data(scene, info, area):
+        sample = sample_values(scene, info, area)
+        if sample.size == 0:
             where = "" if info.grid.matches(grid) else " where it covers the fine grid"
             nodata = scene.nodata if scene.nodata is not None else info.nodata
             raise InputError(
@@ -191,6 +250,7 @@ def _check_coverage(scenes: Sequence[Scene], infos: dict[str, RasterInfo], grid:
                 f"has no valid pixel{where}: bands {list(scene.bands)} hold only nodata "
                 f"({nodata}) or NaN",
             )
+        check_units(scene, ValueRange.of(sample), units)
 
 
 def _decide_native(
@@ -269,10 +329,10 @@ def plan_ingest(
     _check_duplicates(scenes)
     infos = _probe_all(scenes)
     scenes, band_names = _resolve_bands(scenes, infos, stack.band_names)
-    _check_masks(scenes, infos)
     notes: list[str] = []
     fine = [s for s in scenes if s.role == "fine"]
     coarse = [s for s in scenes if s.role == "coarse"]
+    grid_source: str | None = None
     if cube is not None:
         grid = cube_grid(cube)
         cube_bands = tuple(str(b) for b in cube["band"].values)
@@ -282,15 +342,18 @@ def plan_ingest(
             )
     elif fine:
         grid = infos[fine[0].path].grid
+        grid_source = fine[0].path
     else:
         raise InputError(
             stack.source, "no fine scene: a new cube takes its grid from the fine scenes"
         )
     if grid.crs is None:
         notes.append("the fine grid has no CRS: the cube is a pixel grid only")
-    _check_fine(scenes, infos, grid)
-    _check_coarse_crs(coarse, infos, grid)
-    _check_coverage(scenes, infos, grid)
+    _check_fine(scenes, infos, grid, grid_source)
+    _check_coarse_crs(coarse, infos, grid, grid_source)
+    _check_masks(scenes, infos)
+    check_band_identity(scenes, infos, band_names)
+    _check_coverage(scenes, infos, grid, stack.units)
     existing_native = native_cube_grid(cube) if cube is not None else None
     target, ratio, more = _decide_native(
         coarse, infos, grid, existing_native, cube is not None, native
@@ -298,5 +361,7 @@ def plan_ingest(
     notes.extend(more)
     if ratio is None and coarse:
         ratio = stack.coarse_ratio or pixel_ratio(infos[coarse[0].path].grid, grid)
+    if grid_source is not None:
+        check_fine_size(grid, grid_source, ratio)
     plan = IngestPlan(tuple(scenes), infos, grid, target, band_names, ratio, tuple(notes))
     return plan, ignored
