@@ -13,8 +13,10 @@
   [:data:`SMALLEST_P99`, :data:`LARGEST_P99`]: physical reflectances and indices stay within
   about +-1.6, and no real scene has 99 % of its pixels below 0.0002. A 0..1 reflectance file
   with no ``scale`` into a ``x 10000`` cube (99th percentile <= 1.6) or a 0..10000 file with
-  ``scale: 10000`` (about 10^8) is refused with the ``scale`` that fixes it. The percentile comes
-  from the sample :func:`~pipeline.ingest.readers.sample_values` reads near the scene's centre.
+  ``scale: 10000`` (about 10^8) is refused with the ``scale`` that fixes it. Reflectance whose
+  1st percentile is below :data:`LOWEST_REFLECTANCE` holds an undeclared fill value (-9999):
+  refused with the ``nodata`` to set. The percentiles come from the sample
+  :func:`~pipeline.ingest.readers.sample_values` reads near the scene's centre.
 - **Pixel shape** (:func:`check_square_pixels`): the methods measure distances in pixels of one
   size and use one coarse/fine ratio, so pixels whose sides differ by more than
   :data:`SQUARE_TOLERANCE` (30 x 20 m) are refused on the fine grid, and on coarse scenes in
@@ -43,6 +45,9 @@ _UNITS = re.compile(r"\s*([A-Za-z0-9]+)(?:\s*[x×*]\s*([0-9][0-9_,.]*))?\s*")
 #: Bounds of the 99th percentile of |value| / factor of a scene in stated units.
 SMALLEST_P99 = 2e-4
 LARGEST_P99 = 5.0
+#: Reflectance below this (1st percentile) is an undeclared fill value (surface reflectance
+#: dips slightly below 0 at most, from atmospheric over-correction).
+LOWEST_REFLECTANCE = -0.5
 #: The usual factor between reflectance and its integer form: the fix suggested for a misfit.
 DN_FACTOR = 10_000
 #: Smallest fine grid side, in pixels.
@@ -135,31 +140,50 @@ class ValueRange:
     low: float
     high: float
     magnitude: float
+    minimum: float
 
     @classmethod
     def of(cls, values: np.ndarray) -> ValueRange:
-        """1st and 99th percentiles of ``values`` and the 99th percentile of ``|values|``."""
+        """1st and 99th percentiles of ``values``, 99th of ``|values|``, and the minimum."""
         low, high = np.percentile(values, [1, 99])
-        return cls(float(low), float(high), float(np.percentile(np.abs(values), 99)))
+        magnitude = np.percentile(np.abs(values), 99)
+        return cls(float(low), float(high), float(magnitude), float(values.min()))
 
 
-def units_factor(units: str) -> float | None:
-    """The factor of units naming reflectance or an index (``reflectance x 10000`` -> 10000).
+def parse_units(units: str) -> tuple[str, float] | None:
+    """Quantity and factor of units naming reflectance or an index.
+
+    ``reflectance x 10000`` -> ``("reflectance", 10000.0)``, ``NDVI`` -> ``("ndvi", 1.0)``.
 
     Returns
     -------
-    float or None
+    (str, float) or None
         ``None`` for other units (nothing is known of their range): no check.
     """
     match = _UNITS.fullmatch(units)
     if match is None or match.group(1).lower() not in _BOUNDED_QUANTITIES:
         return None
     factor = match.group(2)
-    return float(factor.replace(",", "").replace("_", "")) if factor else 1.0
+    return match.group(1).lower(), float(
+        factor.replace(",", "").replace("_", "")
+    ) if factor else 1.0
 
 
 def _fits(magnitude: float, factor: float) -> bool:
     return SMALLEST_P99 <= magnitude / factor <= LARGEST_P99
+
+
+def _check_fill(scene: Scene, observed: ValueRange, units: str, factor: float) -> None:
+    """Refuse reflectance whose 1st percentile is far below zero: an undeclared fill value."""
+    if observed.low / factor >= LOWEST_REFLECTANCE:
+        return
+    raw = (observed.minimum - scene.offset) / scene.scale
+    raise InputError(
+        scene.path,
+        f"values down to {observed.minimum:.6g} (1st percentile {observed.low:.6g}) cannot be "
+        f"{units}, which stays above {LOWEST_REFLECTANCE * factor:g}: an undeclared fill value? "
+        f"set `nodata: {raw:g}` for it",
+    )
 
 
 def check_units(scene: Scene, observed: ValueRange, units: str) -> None:
@@ -172,15 +196,21 @@ def check_units(scene: Scene, observed: ValueRange, units: str) -> None:
     observed
         Percentiles of its decoded values.
     units
-        The cube's units (see :func:`units_factor`; other units are not checked).
+        The cube's units (see :func:`parse_units`; other units are not checked).
 
     Raises
     ------
     InputError
-        Naming the file, the observed range, the units and the ``scale`` that fits them.
+        Naming the file, the observed range, the units and the ``scale`` (or ``nodata``) that
+        fits them.
     """
-    factor = units_factor(units)
-    if factor is None or _fits(observed.magnitude, factor):
+    parsed = parse_units(units)
+    if parsed is None:
+        return
+    quantity, factor = parsed
+    if quantity == "reflectance":
+        _check_fill(scene, observed, units, factor)
+    if _fits(observed.magnitude, factor):
         return
     fix = DN_FACTOR if observed.magnitude / factor < SMALLEST_P99 else 1 / DN_FACTOR
     if _fits(observed.magnitude * fix, factor):

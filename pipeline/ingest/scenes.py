@@ -101,9 +101,12 @@ class IngestReport:
     resampling
         Method used to put coarse images on the fine grid.
     warnings
-        Non-fatal problems (no CRS, native grid not kept, ...).
+        Non-fatal problems (no CRS, native grid not kept, a scene with no valid pixel, ...).
     seconds
         Wall time.
+    valid_shares
+        ``("role YYYY-MM-DD", share)`` of every image written or overwritten: its share of
+        valid pixels on the fine grid (after nodata, footprint and mask), 0..1.
     """
 
     cube_path: str
@@ -119,16 +122,22 @@ class IngestReport:
     resampling: str
     warnings: tuple[str, ...] = field(default=())
     seconds: float = 0.0
+    valid_shares: tuple[tuple[str, float], ...] = field(default=())
 
     def summary(self) -> str:
-        """One line for logs and the CLI."""
+        """One line for logs and the CLI (with the range of the written images' valid shares)."""
         verb = "created" if self.created else "updated"
-        return (
+        line = (
             f"{self.cube_path}: {verb}; {len(self.written)} image(s) written, "
             f"{len(self.overwritten)} overwritten, {len(self.skipped)} already present, "
             f"{self.ignored} ignored; {self.n_times} dates x {len(self.bands)} bands x "
             f"{self.shape[0]}x{self.shape[1]} in {self.seconds:.1f} s"
         )
+        if not self.valid_shares:
+            return line
+        lowest = min(self.valid_shares, key=lambda entry: entry[1])
+        highest = max(share for _, share in self.valid_shares)
+        return f"{line}; valid pixels {lowest[1]:.1%} ({lowest[0]}) to {highest:.1%} of the grid"
 
 
 # ----------------------------------------------------------------------------- front-ends
@@ -380,6 +389,14 @@ def ingest(
         sensors = {sensor for sensor, _ in written + overwritten}
         stems = [stem for sensor in sensors for stem in _stems(plan.native is not None)[sensor]]
         merge_source_attrs(cube_path, {stem: var_attrs[stem] for stem in stems})
+    shares = valid_shares(cube_path, [*written, *overwritten])
+    empty = tuple(
+        f"{by_key[key].path}: {_key_label(key)} has no valid pixel on the grid (all masked)"
+        for key, share in shares
+        if share == 0
+    )
+    for note in empty:
+        warnings.warn(note, UserWarning, stacklevel=2)
     return IngestReport(
         cube_path=str(cube_path),
         created=cube is None,
@@ -392,9 +409,31 @@ def ingest(
         shape=plan.grid.shape,
         coarse_native=plan.native is not None,
         resampling=resampling if cube is None else str(cube.attrs.get("resampling")),
-        warnings=plan.warnings,
+        warnings=(*plan.warnings, *empty),
         seconds=time.perf_counter() - started,
+        valid_shares=tuple((_key_label(key), share) for key, share in shares),
     )
+
+
+def valid_shares(cube_path: Path, keys: Sequence[ImageKey]) -> list[tuple[ImageKey, float]]:
+    """The valid share of each image ``(sensor, day)`` of a cube, as recorded when written.
+
+    Images of a cube without the per-date ``<sensor>_valid_fraction`` record are left out.
+    """
+    if not keys:
+        return []
+    ds = open_store(cube_path)
+    index = {np.datetime64(t, "D"): i for i, t in enumerate(ds["time"].values)}
+    fractions = {
+        sensor: ds[f"{sensor}_valid_fraction"].values
+        for sensor in {sensor for sensor, _ in keys}
+        if f"{sensor}_valid_fraction" in ds.variables
+    }
+    return [
+        (key, float(fractions[key[0]][index[key[1]]]))
+        for key in sorted(keys)
+        if key[0] in fractions
+    ]
 
 
 def open_existing_cube(path: Path) -> xr.Dataset | None:

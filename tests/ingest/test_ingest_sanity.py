@@ -31,9 +31,10 @@ from test_ingest import (
 )
 from test_ingest_reliability import NEW_DAY, Refusal, _site_cube, _with_scene
 
+from helpers.cli import one_line, run_stfcube
 from helpers.refusals import assert_ingest_refuses
 from pipeline.ingest import ingest
-from pipeline.ingest.sanity import units_factor
+from pipeline.ingest.sanity import parse_units
 from pipeline.store.cube import open_cube
 
 
@@ -112,6 +113,26 @@ def _coarse_scaled_twice(tmp_path: Path) -> Refusal:
     scene = {"role": "coarse", "date": NEW_DAY, "path": "bad.tif", "scale": 10_000}
     _with_scene(manifest, scene)
     return manifest, cube, "set `scale: 1` for it (now 10000)", "bad.tif"
+
+
+def _coarse_all_zero_fill(tmp_path: Path) -> Refusal:
+    """A coarse file of 0 (its undeclared fill) everywhere."""
+    manifest, cube = _site_cube(tmp_path)
+    zeros = np.zeros_like(coarse_image(2))
+    write_tif(manifest.parent / "bad.tif", zeros, res=FINE_RES * RATIO, nodata=None)
+    _with_scene(manifest, {"role": "coarse", "date": NEW_DAY, "path": "bad.tif"})
+    problem = "values 0 .. 0 (1st..99th percentile, after scale 1, offset 0) cannot be "
+    return manifest, cube, problem + "reflectance x 10000: check its scale", "bad.tif"
+
+
+def _coarse_undeclared_fill(tmp_path: Path) -> Refusal:
+    """A coarse file whose left quarter is -9999 fill, with no nodata declared."""
+    manifest, cube = _site_cube(tmp_path)
+    data = coarse_image(2)
+    data[:, :, :1] = -9999
+    write_tif(manifest.parent / "bad.tif", data, res=FINE_RES * RATIO, nodata=None)
+    _with_scene(manifest, {"role": "coarse", "date": NEW_DAY, "path": "bad.tif"})
+    return manifest, cube, "an undeclared fill value? set `nodata: -9999`", "bad.tif"
 
 
 # ----------------------------------------------------------------------------- grids
@@ -206,6 +227,8 @@ CASES: dict[str, Callable[[Path], Refusal]] = {
     "band-order-stac": _stac_band_order,
     "units-reflectance-without-scale": _coarse_reflectance_without_scale,
     "units-scaled-twice": _coarse_scaled_twice,
+    "units-all-zero-fill": _coarse_all_zero_fill,
+    "units-undeclared-fill": _coarse_undeclared_fill,
     "fine-pixels-30x20-append": _fine_30_by_20,
     "fine-pixels-30x20-new-cube": _new_cube_30_by_20,
     "coarse-pixels-240x160": _coarse_240_by_160,
@@ -261,13 +284,40 @@ def test_units_with_an_unknown_range_are_not_checked(tmp_path: Path):
 @pytest.mark.parametrize(
     ("units", "factor"),
     [
-        ("reflectance x 10000", 10_000.0),
-        ("NDVI x 10000", 10_000.0),
-        ("reflectance*10,000", 10_000.0),
-        ("reflectance", 1.0),
+        ("reflectance x 10000", ("reflectance", 10_000.0)),
+        ("NDVI x 10000", ("ndvi", 10_000.0)),
+        ("reflectance*10,000", ("reflectance", 10_000.0)),
+        ("reflectance", ("reflectance", 1.0)),
         ("kelvin", None),
         ("digital numbers", None),
     ],
 )
-def test_units_factor(units: str, factor: float | None):
-    assert units_factor(units) == factor
+def test_parse_units(units: str, factor: tuple[str, float] | None):
+    assert parse_units(units) == factor
+
+
+# ----------------------------------------------------------------------------- valid shares
+
+
+def test_every_written_image_reports_its_valid_share(tmp_path: Path):
+    manifest = make_site(tmp_path / "site", ["2021-06-01", "2021-06-17"], ["2021-06-01"])
+    report = ingest(manifest, tmp_path / "cube.zarr", chunk=16)
+    ds = open_cube(tmp_path / "cube.zarr")
+    shares = dict(report.valid_shares)
+    assert sorted(shares) == sorted(report.written)
+    for label, share in shares.items():
+        sensor, day = label.split()
+        assert share == pytest.approx(float(ds[f"{sensor}_valid"].sel(time=day).mean()))
+    lowest = min(shares, key=shares.__getitem__)
+    assert f"valid pixels {shares[lowest]:.1%} ({lowest}) to 100.0% of the grid" in report.summary()
+
+
+def test_a_fully_masked_scene_is_ingested_with_a_warning(tmp_path: Path):
+    """A fully clouded scene is a valid observation, but its 0 % valid share is said loudly."""
+    manifest = make_site(tmp_path / "site", ["2021-06-01", "2021-06-17"], [])
+    write_tif(manifest.parent / "mask_2021-06-17.tif", np.zeros((32, 32), np.uint8), nodata=None)
+    result = run_stfcube("ingest", manifest, tmp_path / "cube.zarr", "--chunk", "16")
+    assert result.returncode == 0, result.stderr
+    printed = one_line(result.stdout + result.stderr)
+    assert "fine_2021-06-17.tif: fine 2021-06-17 has no valid pixel on the grid" in printed
+    assert "valid pixels 0.0% (fine 2021-06-17)" in printed
