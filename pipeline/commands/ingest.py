@@ -70,6 +70,13 @@ def ingest_command(
     bands: Annotated[
         str | None, typer.Option(help="Catalog bands, comma-separated (default: shared ones).")
     ] = None,
+    skip_empty: Annotated[
+        bool,
+        typer.Option(
+            help="Leave out (with a warning naming each) scenes outside the fine grid or "
+            "without a valid pixel on it, instead of refusing the source."
+        ),
+    ] = False,
 ) -> None:
     """Ingest SOURCE into CUBE: validate every input first, then write (or append) lazily.
 
@@ -106,6 +113,7 @@ def ingest_command(
             catalog=catalog_query(
                 fine, coarse, bbox, dates, crs=crs, resolution=resolution, bands=bands
             ),
+            skip_empty=skip_empty,
         )
     for note in dict.fromkeys(
         str(w.message) for w in caught if issubclass(w.category, UserWarning)

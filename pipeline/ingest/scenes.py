@@ -307,6 +307,7 @@ def ingest(
     root: str | Path | None = None,
     unit_factor: float = COMMON_UNIT_FACTOR,
     catalog: CatalogQuery | None = None,
+    skip_empty: bool = False,
 ) -> IngestReport:
     """Ingest a STAC catalog or a manifest's scenes into a Zarr cube (new or existing).
 
@@ -339,6 +340,9 @@ def ingest(
         collections, region and dates of this query, through
         :func:`pipeline.ingest.catalog.ingest.ingest_catalog` (a new cube, or the images an existing
         cube lacks, on its grid; ``chunk`` applies to a new cube).
+    skip_empty
+        Leave out (with a warning naming each) the scenes outside the fine grid or without a
+        valid pixel on it, instead of refusing the whole source.
 
     Returns
     -------
@@ -368,7 +372,7 @@ def ingest(
     cube_path = Path(cube_path)
     cube = open_existing_cube(cube_path)
     stack = load_source(source, root=root, unit_factor=unit_factor)
-    plan, ignored = plan_ingest(stack, roles, cube, native)
+    plan, ignored = plan_ingest(stack, roles, cube, native, skip_empty)
     for note in plan.warnings:
         warnings.warn(note, UserWarning, stacklevel=2)
     by_key = {(s.role, s.date): s for s in plan.scenes}

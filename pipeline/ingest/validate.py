@@ -227,30 +227,59 @@ def _check_coarse_crs(
         check_square_pixels(scene, own, grid)
 
 
+def _emptiness(scene: Scene, info: RasterInfo, grid: Grid, units: str) -> str | None:
+    """Why a scene has nothing for the fine grid (no overlap, no valid pixel there), or ``None``.
+
+    A scene with data must also have values that can be in the cube's ``units``, judged on a
+    sample read near the overlap's centre.
+
+    Raises
+    ------
+    InputError
+        When its values cannot be in ``units`` (:func:`~pipeline.ingest.sanity.check_units`).
+    """
+    area = covering_window(info.grid, grid)
+    if area is None:
+        return (
+            f"does not overlap the fine grid: the scene is {info.grid.describe()}, the fine "
+            f"grid {grid.describe()}"
+        )
+    sample = sample_values(scene, info, area)
+    if sample.size == 0:
+        where = "" if info.grid.matches(grid) else " where it covers the fine grid"
+        nodata = scene.nodata if scene.nodata is not None else info.nodata
+        return (
+            f"has no valid pixel{where}: bands {list(scene.bands)} hold only nodata ({nodata}) "
+            "or NaN"
+        )
+    check_units(scene, ValueRange.of(sample), units)
+    return None
+
+
 def _check_coverage(
-    scenes: Sequence[Scene], infos: dict[str, RasterInfo], grid: Grid, units: str
-) -> None:
-    """Every scene overlaps the fine grid, has some pixel with data where it does, and values
-    that can be in the cube's ``units`` (judged on a sample read near the overlap's centre)."""
+    scenes: Sequence[Scene],
+    infos: dict[str, RasterInfo],
+    grid: Grid,
+    units: str,
+    skip_empty: bool,
+) -> tuple[list[Scene], list[str]]:
+    """The scenes with data on the fine grid, and a note per empty scene skipped.
+
+    An empty scene (:func:`_emptiness`) is an error, or with ``skip_empty`` a stated skip.
+    """
+    kept: list[Scene] = []
+    skipped: list[str] = []
     for scene in scenes:
-        info = infos[scene.path]
-        area = covering_window(info.grid, grid)
-        if area is None:
-            raise InputError(
-                scene.path,
-                f"does not overlap the fine grid: the scene is {info.grid.describe()}, the fine "
-                f"grid {grid.describe()}",
+        problem = _emptiness(scene, infos[scene.path], grid, units)
+        if problem is None:
+            kept.append(scene)
+        elif skip_empty:
+            skipped.append(
+                f"skipped (--skip-empty): {scene.path}: {scene.role} {scene.date} {problem}"
             )
-        sample = sample_values(scene, info, area)
-        if sample.size == 0:
-            where = "" if info.grid.matches(grid) else " where it covers the fine grid"
-            nodata = scene.nodata if scene.nodata is not None else info.nodata
-            raise InputError(
-                scene.path,
-                f"has no valid pixel{where}: bands {list(scene.bands)} hold only nodata "
-                f"({nodata}) or NaN",
-            )
-        check_units(scene, ValueRange.of(sample), units)
+        else:
+            raise InputError(scene.path, problem)
+    return kept, skipped
 
 
 def _decide_native(
@@ -300,6 +329,7 @@ def plan_ingest(
     roles: tuple[str, ...],
     cube: xr.Dataset | None,
     native: bool | None,
+    skip_empty: bool = False,
 ) -> tuple[IngestPlan, int]:
     """Validate every input against each other and the existing cube; nothing is written.
 
@@ -314,6 +344,9 @@ def plan_ingest(
     native
         Keep the native coarse grid: ``None`` when the grids nest, ``True`` required, ``False``
         never.
+    skip_empty
+        Leave out scenes outside the fine grid or without a valid pixel on it, each stated in
+        the plan's warnings, instead of refusing them.
 
     Returns
     -------
@@ -353,7 +386,17 @@ def plan_ingest(
     _check_coarse_crs(coarse, infos, grid, grid_source)
     _check_masks(scenes, infos)
     check_band_identity(scenes, infos, band_names)
-    _check_coverage(scenes, infos, grid, stack.units)
+    scenes, skipped = _check_coverage(scenes, infos, grid, stack.units, skip_empty)
+    notes.extend(skipped)
+    coarse = [s for s in scenes if s.role == "coarse"]
+    if cube is None and not any(s.role == "fine" for s in scenes):
+        raise InputError(
+            stack.source,
+            f"no fine scene left with data on the fine grid ({len(skipped)} skipped as empty, "
+            f"the first {skipped[0]})",
+        )
+    if not scenes:
+        raise InputError(stack.source, f"every scene was skipped as empty ({len(skipped)})")
     existing_native = native_cube_grid(cube) if cube is not None else None
     target, ratio, more = _decide_native(
         coarse, infos, grid, existing_native, cube is not None, native

@@ -20,6 +20,7 @@ from affine import Affine
 from test_ingest import (
     BANDS,
     FINE_RES,
+    NODATA,
     ORIGIN,
     RATIO,
     coarse_image,
@@ -31,8 +32,10 @@ from test_ingest import (
 )
 from test_ingest_reliability import NEW_DAY, Refusal, _site_cube, _with_scene
 
+from helpers.checksums import file_checksums
 from helpers.cli import one_line, run_stfcube
 from helpers.refusals import assert_ingest_refuses
+from pipeline.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.ingest.sanity import parse_units
 from pipeline.store.cube import open_cube
@@ -321,3 +324,33 @@ def test_a_fully_masked_scene_is_ingested_with_a_warning(tmp_path: Path):
     printed = one_line(result.stdout + result.stderr)
     assert "fine_2021-06-17.tif: fine 2021-06-17 has no valid pixel on the grid" in printed
     assert "valid pixels 0.0% (fine 2021-06-17)" in printed
+
+
+# ----------------------------------------------------------------------------- --skip-empty
+
+
+def test_skip_empty_leaves_out_empty_scenes_and_names_each(tmp_path: Path):
+    manifest = make_site(tmp_path / "site", ["2021-06-01"], ["2021-06-01"])
+    write_tif(manifest.parent / "nodata.tif", np.full((3, 32, 32), NODATA, dtype=np.int16))
+    far = (ORIGIN[0] + 100_000, ORIGIN[1])
+    write_tif(manifest.parent / "far.tif", coarse_image(1), res=FINE_RES * RATIO, origin=far)
+    _with_scene(manifest, {"role": "fine", "date": NEW_DAY, "path": "nodata.tif"})
+    _with_scene(manifest, {"role": "coarse", "date": NEW_DAY, "path": "far.tif"})
+    cube = tmp_path / "cube.zarr"
+    result = run_stfcube("ingest", manifest, cube, "--chunk", "16", "--skip-empty")
+    assert result.returncode == 0, result.stderr
+    printed = one_line(result.stdout + result.stderr)
+    skipped = f"skipped (--skip-empty): {manifest.parent / 'nodata.tif'}: fine {NEW_DAY} has no "
+    assert skipped in printed
+    assert f"{manifest.parent / 'far.tif'}: coarse {NEW_DAY} does not overlap" in printed
+    times = open_cube(cube)["time"].values.astype("datetime64[D]").astype(str).tolist()
+    assert times == ["2021-06-01"]
+
+
+def test_skip_empty_with_no_fine_scene_left_is_refused(tmp_path: Path):
+    manifest = make_site(tmp_path / "site", ["2021-06-01"], ["2021-06-01"])
+    write_tif(manifest.parent / "fine_2021-06-01.tif", np.full((3, 32, 32), NODATA, np.int16))
+    before = file_checksums(tmp_path)
+    with pytest.raises(InputError, match=r"manifest\.yaml: no fine scene left with data"):
+        ingest(manifest, tmp_path / "cube.zarr", skip_empty=True)
+    assert file_checksums(tmp_path) == before
