@@ -6,7 +6,8 @@ YAML form (all keys but ``scenes`` optional)::
                                  # manifest's directory; a relative root is taken from there)
     fine_sensor: landsat-5-tm
     coarse_sensor: modis
-    bands: [blue, green, nir]    # names of the cube's band axis (default b1..bN)
+    bands: [blue, green, nir]    # names of the cube's band axis (default b1..bN); checked
+                                 # against the files' own band descriptions, if any
     units: reflectance x 10000
     coarse_ratio: 16             # only for coarse data delivered on the fine grid
     defaults:                    # decoding defaults per role, overridable per scene
@@ -21,7 +22,9 @@ YAML form (all keys but ``scenes`` optional)::
 
 Decoding to the cube's common units is ``raw * scale + offset``; choose ``scale`` so that every
 sensor lands in the same units (reflectance x 10000 by convention: MODIS 0..1 gets
-``scale: 10000``, Landsat already x10000 gets ``scale: 1``).
+``scale: 10000``, Landsat already x10000 gets ``scale: 1``). For ``units`` naming reflectance
+or an index, a scene whose decoded values cannot be in them (0..1 into ``x 10000``) is refused
+with the ``scale`` to set (:mod:`pipeline.ingest.sanity`).
 
 CSV form: one scene per row with the columns ``role,date,path`` and optionally ``mask``,
 ``bands`` and ``mask_valid_values`` (``;``-separated integers), ``scale``, ``offset``, ``nodata``.

@@ -17,7 +17,14 @@ grid with valid pixels there) *before* writing anything, and writes lazily with 
   then takes the value of the coarse pixel containing it, exactly like ``nearest``; across
   misaligned or reprojected grids it is the area-weighted mean), and are kept on their native grid
   as ``coarse_native`` when that grid nests the fine grid (same CRS, integer ratio, aligned);
-- a coarse scene with a CRS cannot go onto a fine grid without one (or the reverse).
+- a coarse scene with a CRS cannot go onto a fine grid without one (or the reverse);
+- inputs that would read but be wrong are refused (:mod:`pipeline.ingest.sanity`): bands that
+  the file names in another order than the cube, values outside the cube's units (a missing
+  ``scale``), non-square pixels, a fine grid smaller than one coarse pixel.
+
+The report gives every written image's share of valid pixels on the grid and warns of a scene
+with none (fully masked); ``skip_empty`` leaves out scenes with no data on the grid, naming
+each, where they are otherwise refused.
 
 Appending to an existing cube adds new dates along ``time`` and region-writes images into dates
 the cube already has for the other sensor; a date already present for that sensor is skipped
@@ -351,9 +358,12 @@ def ingest(
     Raises
     ------
     InputError
-        Bad input (missing/unreadable/truncated file, grid/CRS/band mismatch, duplicate date,
-        unknown role, a scene outside the fine grid or without a valid pixel on it, a manifest
-        date that is not YYYY-MM-DD, a broken or looping STAC link); nothing has been written.
+        Bad input (missing/unreadable/truncated file, broken link or symlink loop, grid/CRS/band
+        mismatch, duplicate date, unknown role, a scene outside the fine grid or without a valid
+        pixel on it, a manifest date that is not YYYY-MM-DD, a broken or looping STAC link) or
+        input that reads but would be wrong (:mod:`pipeline.ingest.sanity`: bands named in
+        another order, values outside the cube's units, non-square pixels, a fine grid smaller
+        than one coarse pixel); nothing has been written.
     ConfigError
         Bad parameters.
     OutputError
