@@ -373,6 +373,12 @@ def plan_ingest(
             raise InputError(
                 stack.source, f"bands {list(band_names)} differ from the cube's {list(cube_bands)}"
             )
+        stated = (cube[v].attrs.get("units") for v in ("fine", "coarse") if v in cube)
+        cube_units = str(next((u for u in stated if u), stack.units))
+        if cube_units != stack.units:
+            raise InputError(
+                stack.source, f"units {stack.units!r} differ from the cube's {cube_units!r}"
+            )
     elif fine:
         grid = infos[fine[0].path].grid
         grid_source = fine[0].path

@@ -354,3 +354,16 @@ def test_skip_empty_with_no_fine_scene_left_is_refused(tmp_path: Path):
     with pytest.raises(InputError, match=r"manifest\.yaml: no fine scene left with data"):
         ingest(manifest, tmp_path / "cube.zarr", skip_empty=True)
     assert file_checksums(tmp_path) == before
+
+
+def test_units_differing_from_the_cube_are_refused(tmp_path: Path):
+    manifest, cube = _site_cube(tmp_path)
+    data = yaml.safe_load(manifest.read_text())
+    write_manifest(manifest, data["scenes"], units="NDVI x 10000")
+    assert_ingest_refuses(
+        manifest,
+        cube,
+        "units 'NDVI x 10000' differ from the cube's 'reflectance x 10000'",
+        "manifest.yaml: ",
+        root=tmp_path,
+    )
