@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +26,32 @@ def plan_task(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
     return plan_update(config)
 
 
+@contextmanager
+def seceded() -> Iterator[None]:
+    """Give this task's worker thread back to the cluster while it waits for the tasks it
+    submits (:func:`distributed.secede`), and take a thread again after (``rejoin``).
+
+    Without it, batches mapped concurrently hold every worker thread while waiting for their
+    own tile tasks, which then never run (a deadlock with as many batches as threads).
+    """
+    from distributed import get_worker, rejoin, secede
+
+    try:
+        get_worker()
+    except ValueError:  # not on a dask worker (a task run in the flow's own process)
+        yield
+        return
+    secede()
+    try:
+        yield
+    finally:
+        rejoin()
+
+
 @task(name="prepare-fusion", cache_policy=NO_CACHE)
 def prepare_task(config: RegionConfig, dates: list[str]) -> FusionSetup:
     """Plan the run's dates, compute their whole-image statistics once, create/extend the store."""
-    with get_dask_client() as client:
+    with get_dask_client() as client, seceded():
         return pipeline.engine.run.prepare_fusion(
             config.cube,
             config.fused,
@@ -46,7 +70,7 @@ def prepare_task(config: RegionConfig, dates: list[str]) -> FusionSetup:
 @task(name="fuse-batch", cache_policy=NO_CACHE)
 def fuse_task(setup: FusionSetup, batch: Batch) -> FuseReport:
     """Fuse one batch (a block of tiles x a run of dates) on the flow's Dask cluster."""
-    with get_dask_client() as client:
+    with get_dask_client() as client, seceded():
         return pipeline.engine.run.run_fusion(
             setup, client=client, dates=batch.fuse_dates, region=batch.fuse_region
         )

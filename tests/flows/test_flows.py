@@ -262,8 +262,15 @@ def test_methods_run_through_fuse_flow_as_through_fuse(method: str, tmp_path: Pa
         native_ratio=8,
         static={"landcover": ((yy // 11 + xx // 9) % 4).astype(np.uint8)},
     )
-    config = region(tmp_path, tmp_path, truth=None, ingest_truth=False, method=method, tile=16)
-    config = config.model_copy(update={"batching": {"max_tasks_per_batch": 6}})
+    config = region(
+        tmp_path,
+        tmp_path,
+        truth=None,
+        ingest_truth=False,
+        method=method,
+        tile=16,
+        batching={"max_tasks_per_batch": 6},
+    )
     reports = fuse_flow(config)
     assert len(reports) > 1  # several batches
     direct = pipeline.engine.run.fuse(cube, tmp_path / "direct.zarr", method=method, tile=16)
