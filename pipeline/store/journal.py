@@ -95,8 +95,11 @@ def roll_back(store: str | Path) -> bool:
     for entry in store.iterdir():
         if entry.is_dir() and entry.name not in kept and (entry / "zarr.json").is_file():
             _discard(entry)
-    for partial in [*store.glob("*.partial"), *store.glob("*/*.partial")]:
-        partial.unlink()  # a file zarr was writing when the process was killed
+    # files zarr was writing when the process was killed (metadata, and 1-D chunks ``c/<i>``;
+    # deeper chunks of the written positions went with their folders above)
+    for pattern in ("*.partial", "*/*.partial", "*/c/*.partial"):
+        for partial in store.glob(pattern):
+            partial.unlink()
     backup = journal / _FILES
     for source in sorted(backup.rglob("*")):
         if source.is_file():
