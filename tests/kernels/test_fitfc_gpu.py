@@ -4,19 +4,13 @@ interpreter with ``NUMBA_ENABLE_CUDASIM=1``."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.cudasim import run_simulated
 from kernels.fitfc import FitfcParams, fitfc, spatial_filter
-
-ROOT = Path(__file__).resolve().parents[2]
 
 _SIMULATED = textwrap.dedent(
     """
@@ -42,21 +36,7 @@ _SIMULATED = textwrap.dedent(
 
 
 def test_cuda_kernel_matches_cpu_under_simulator() -> None:
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-c", _SIMULATED],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
-        "reference": True,
-        "seamless": True,
-    }
+    assert run_simulated(_SIMULATED) == {"reference": True, "seamless": True}
 
 
 def test_cuda_engine_refuses_too_many_neighbours() -> None:

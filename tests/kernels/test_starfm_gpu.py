@@ -7,19 +7,14 @@ bit for bit on small scenes (24x24, window 10).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers.cudasim import run_simulated
 from kernels import starfm
-
-ROOT = Path(__file__).resolve().parents[2]
 
 _SIMULATED = textwrap.dedent(
     """
@@ -61,18 +56,7 @@ _SIMULATED = textwrap.dedent(
 
 
 def test_cuda_kernel_matches_cpu_under_simulator() -> None:
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-c", _SIMULATED],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = run_simulated(_SIMULATED)
     assert set(report) == {"usda", "usda-masked", "paper", "usda-one-pair"}
     for name, outcome in report.items():
         assert outcome["prediction"] and outcome["quality"], name
