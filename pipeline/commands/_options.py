@@ -15,7 +15,11 @@ import typer
 MIN_TILE = 16
 
 #: The help text of every ``--tile`` option (stated once, so the floor reads the same everywhere).
-TILE_HELP = f"Tile edge in fine pixels (= output chunk), at least {MIN_TILE}."
+TILE_HELP = (
+    f"Tile edge in fine pixels (= output chunk), at least {MIN_TILE}; the run's summary notes a "
+    "tile below twice the method's halo (reads over 4x its pixels) or one whose inputs exceed "
+    "2 GiB."
+)
 
 
 def check_tile(value: int) -> int:

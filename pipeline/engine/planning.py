@@ -42,6 +42,9 @@ class FusionPlan:
     halo: int
     spec: InputSpec = field(default_factory=InputSpec)
     skipped_dates: Mapping[np.datetime64, str] = field(default_factory=dict)
+    """Prediction dates the method cannot predict, with why."""
+    unusable_pairs: Mapping[np.datetime64, str] = field(default_factory=dict)
+    """Fine dates not used as pairs: their valid share and the file they came from."""
 
     @property
     def dates(self) -> tuple[np.datetime64, ...]:
@@ -90,6 +93,56 @@ def _valid_fractions(cube: xr.Dataset, candidates: np.ndarray) -> dict[np.dateti
     else:
         fractions = []
     return {times[i]: float(f) for i, f in zip(candidates, fractions, strict=True)}
+
+
+#: A tile whose halo-extended read exceeds this many times its own pixels gets a note.
+MAX_READ_AMPLIFICATION = 4.0
+#: A tile whose inputs exceed this many bytes in memory gets a note.
+MAX_TILE_BYTES = 2 * 2**30
+
+
+def tile_notes(tile: int, halo: int, bands: int, images: int) -> list[str]:
+    """What is wasteful about a tile size for a method's halo: reads amplified by the halo
+    (below ``2 * halo`` a tile reads more than 4x its pixels), or inputs too large for one task.
+
+    Parameters
+    ----------
+    tile, halo
+        Tile edge and the method's halo, fine pixels.
+    bands, images
+        Bands, and images a tile reads (pairs' fine and coarse, prediction dates' coarse).
+    """
+    notes = []
+    amplification = (tile + 2 * halo) ** 2 / tile**2
+    if amplification > MAX_READ_AMPLIFICATION:
+        notes.append(
+            f"tile {tile} px with a halo of {halo} px reads {amplification:.1f}x its own pixels; "
+            f"--tile {2 * halo} or more reads at most {MAX_READ_AMPLIFICATION:.0f}x"
+        )
+    working = (tile + 2 * halo) ** 2 * images * (4 * bands + 1)
+    if working > MAX_TILE_BYTES:
+        notes.append(
+            f"tile {tile} px holds {working / 2**30:.1f} GiB of inputs per task (over "
+            f"{MAX_TILE_BYTES / 2**30:.0f} GiB): a smaller --tile bounds each worker's memory"
+        )
+    return notes
+
+
+def unusable_pairs(
+    cube: xr.Dataset, fractions: Mapping[np.datetime64, float], threshold: float
+) -> dict[np.datetime64, str]:
+    """Why each fine image below ``threshold`` is not a pair: its valid share and its source
+    (the file, or the STAC item, recorded at ingest; cubes of earlier versions record none)."""
+    sources = cube.attrs.get("fine_sources") or {}
+    items = cube.attrs.get("fine_items") or {}
+    reasons = {}
+    for date, share in sorted(fractions.items()):
+        if share >= threshold:
+            continue
+        key = day(date)
+        origin = sources.get(key) or ", ".join(items.get(key, [])) or "source not recorded"
+        reasons[date] = f"{share:.1%} valid pixels < {threshold:.0%} ({origin})"
+    return reasons
 
 
 def _targets(
@@ -171,7 +224,8 @@ def plan_fusion(
     else:
         coarse_of = {d: d for d in usable_fine}
     valid_fraction = {t: fractions[t] for t in coarse_of}
-    skipped_pairs = tuple(sorted(t for t, f in fractions.items() if f < min_pair_valid_fraction))
+    unusable = unusable_pairs(cube, fractions, min_pair_valid_fraction)
+    skipped_pairs = tuple(sorted(unusable))
     targets = _targets(cube, cube_path, dates, set(coarse_of))
     if not targets:
         raise ConfigError(f"no prediction date: every coarse date of {cube_path} has a fine image")
@@ -189,7 +243,7 @@ def plan_fusion(
         raise ConfigError(
             f"no date of {cube_path} can be fused with {method.name}: "
             f"{day(first)}: {reason} (usable pair dates: {usable}"
-            + (f"; fine dates skipped as too cloudy: {len(skipped_pairs)}" if skipped_pairs else "")
+            + "".join(f"; fine {day(d)} not a pair: {why}" for d, why in unusable.items())
             + (
                 "; no coarse image within the pair tolerance of a fine date: try "
                 "--pair-tolerance DAYS"
@@ -207,4 +261,5 @@ def plan_fusion(
         halo=method.halo(params),
         spec=spec,
         skipped_dates=skipped,
+        unusable_pairs=unusable,
     )

@@ -42,7 +42,13 @@ from pipeline.engine.cluster import ClusterSpec, dask_client
 from pipeline.engine.methods.base import FusionMethod, StatisticsInputs
 from pipeline.engine.methods.registry import get_method
 from pipeline.engine.pairing import PairGroup
-from pipeline.engine.planning import REDUCTION_BLOCK, FusionPlan, open_cube_raw, plan_fusion
+from pipeline.engine.planning import (
+    REDUCTION_BLOCK,
+    FusionPlan,
+    open_cube_raw,
+    plan_fusion,
+    tile_notes,
+)
 from pipeline.engine.tasks import NativeGrid, TileTask, native_grid, pending_tasks, run_tasks
 from pipeline.errors import ConfigError
 from pipeline.geometry.tiling import tile_grid
@@ -67,16 +73,21 @@ class FuseReport:
     seconds: float
     skipped_pairs: list[str] = field(default_factory=list)
     skipped_dates: dict[str, str] = field(default_factory=dict)
+    unusable_pairs: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        """One-paragraph human summary (one more line per date the method had to skip)."""
+        """One-paragraph human summary, one more line per fine image not used as a pair and
+        per date the method had to skip."""
         text = (
             f"{self.method}: {len(self.dates)} dates in {len(self.groups)} pair groups -> "
             f"{self.out_path}; tiles computed {self.tiles_computed}, already done "
             f"{self.tiles_skipped} of {self.tiles_total}; {self.seconds:.1f} s"
         )
+        unusable = [f"\nnot a pair: fine {d}: {why}" for d, why in self.unusable_pairs.items()]
         skipped = [f"\nskipped {d}: {why}" for d, why in sorted(self.skipped_dates.items())]
-        return text + "".join(skipped)
+        notes = [f"\nnote: {note}" for note in self.notes]
+        return text + "".join(unusable) + "".join(skipped) + "".join(notes)
 
 
 @dataclass(frozen=True)
@@ -333,6 +344,15 @@ def run_fusion(
         seconds=time.perf_counter() - started,
         skipped_pairs=[day(d) for d in setup.plan.skipped_pairs],
         skipped_dates={day(d): why for d, why in setup.plan.skipped_dates.items()},
+        unusable_pairs={day(d): why for d, why in setup.plan.unusable_pairs.items()},
+        notes=tile_notes(
+            setup.tile,
+            setup.plan.halo,
+            len(setup.bands),
+            max(2 * len(g.pair_dates) + len(g.predict_dates) for _, g in groups),
+        )
+        if groups
+        else [],
     )
 
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import dask.array as da
 import numpy as np
 import xarray as xr
+import zarr
 
 if TYPE_CHECKING:
     from pipeline.ingest.catalog.ingest import CatalogQuery
@@ -403,6 +404,7 @@ def ingest(
         sensors = {sensor for sensor, _ in written + overwritten}
         stems = [stem for sensor in sensors for stem in _stems(plan.native is not None)[sensor]]
         merge_source_attrs(cube_path, {stem: var_attrs[stem] for stem in stems})
+    record_sources(cube_path, {key: str(by_key[key].path) for key in [*written, *overwritten]})
     shares = valid_shares(cube_path, [*written, *overwritten])
     empty = tuple(
         f"{by_key[key].path}: {_key_label(key)} has no valid pixel on the grid (all masked)"
@@ -468,6 +470,21 @@ def open_existing_cube(path: Path) -> xr.Dataset | None:
     except InputError as exc:
         raise OutputError(f"{path}: exists and is not an stfcube cube ({exc.problem})") from exc
     return ds
+
+
+def record_sources(cube_path: Path, paths: dict[ImageKey, str]) -> None:
+    """Merge the file each written image came from into ``fine_sources``/``coarse_sources``
+    (date -> path), so later messages (an unusable pair in ``fuse``) can name it."""
+    group = zarr.open_group(str(cube_path), mode="r+", zarr_format=3)
+    updates: dict[str, dict[str, str]] = {}
+    for (sensor, day), path in paths.items():
+        name = f"{sensor}_sources"
+        if name not in updates:
+            stored = group.attrs.get(name)
+            updates[name] = dict(stored) if isinstance(stored, dict) else {}
+        updates[name][str(day)] = path
+    if updates:
+        group.attrs.update(updates)
 
 
 def _cube_attrs(stack: SceneStack, plan: IngestPlan, resampling: str) -> dict[str, str | int]:
