@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numba
 import numpy as np
+from bench_starfm import best_time
 
 from kernels.fitfc import FitfcParams, rm_rc, spatial_filter
 
@@ -44,15 +43,6 @@ def _scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     return fine, coarse, coarse * 1.1 + rng.normal(0, 50, coarse.shape), "synthetic (seeded)"
 
 
-def _best_time(run: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="numba runs per thread count")
@@ -64,15 +54,15 @@ def main(argv: list[str] | None = None) -> None:
     params = FitfcParams()
     z2 = rm_rc(fine, coarse, coarse_pred, RATIO, params)
     spatial_filter(fine, z2, params, window=(0, 1, 0, SIZE), engine="numba")  # JIT / cache load
-    rm_rc_seconds = _best_time(lambda: rm_rc(fine, coarse, coarse_pred, RATIO, params), 3)
+    rm_rc_seconds = best_time(lambda: rm_rc(fine, coarse, coarse_pred, RATIO, params), 3)
     rows = []
     for threads in (1, 2):
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        seconds = _best_time(lambda: spatial_filter(fine, z2, params, engine="numba"), args.repeats)
+        seconds = best_time(lambda: spatial_filter(fine, z2, params, engine="numba"), args.repeats)
         rows.append(("numba", threads, seconds + rm_rc_seconds))
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     strip = (0, args.reference_rows, 0, SIZE)
-    seconds = _best_time(
+    seconds = best_time(
         lambda: spatial_filter(fine, z2, params, window=strip, engine="reference"), 1
     )
     rows.append(("numpy-ref", 1, seconds * SIZE / args.reference_rows + rm_rc_seconds))

@@ -77,7 +77,8 @@ def _prepared(fine, coarse, coarse_pred, params: StarfmParams):
     return tile, consts
 
 
-def _best_time(run: Callable[[], object], repeats: int) -> float:
+def best_time(run: Callable[[], object], repeats: int) -> float:
+    """The fastest of ``repeats`` runs of ``run``, in seconds (also used by bench_fitfc)."""
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -98,14 +99,14 @@ def bench_case(size: int, pairs: int, crop: int, repeats: int) -> list[dict]:
     rows = []
     for threads in (1, 2):
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        seconds = _best_time(lambda: _numba.predict_sums(tile, consts, np), repeats)
+        seconds = best_time(lambda: _numba.predict_sums(tile, consts, np), repeats)
         rows.append(dict(engine="numba", threads=threads, pixels=size * size, seconds=seconds))
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     start = (size - crop) // 2
     window = (slice(None), slice(start, start + crop), slice(start, start + crop))
     crop_tile, crop_consts = _prepared(fine[window], coarse[window], coarse_pred[window], params)
     crop_consts = dataclasses.replace(crop_consts, slices=consts.slices)  # whole-image slices
-    seconds = _best_time(lambda: _ref.predict_sums(crop_tile, crop_consts, np), 1)
+    seconds = best_time(lambda: _ref.predict_sums(crop_tile, crop_consts, np), 1)
     rows.append(dict(engine="numpy-ref", threads=1, pixels=crop * crop, seconds=seconds))
     reference_per_pixel = seconds / (crop * crop)
     for row in rows:
