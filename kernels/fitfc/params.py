@@ -9,6 +9,8 @@ from dataclasses import dataclass
 MODES = ("reference", "seamless")
 #: Which bands of the fine base image rank the neighbours of the spatial filter.
 SIMILARITIES = ("red_nir", "all_bands")
+#: Which coarse images the engine fits the regression on (the cube's native grid, or the fine grid).
+COARSE_GRIDS = ("native", "fine")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ class FitfcParams:
         bands, as the R and C++ implementations do).
     mode
         ``"reference"`` or ``"seamless"`` (see :data:`MODES`).
+    coarse_grid
+        Which coarse images the engine fits the regression on: ``"native"`` (the cube's native
+        coarse grid, W in coarse pixels, the reference) or ``"fine"`` (the coarse images
+        resampled on the fine grid, ratio 1, W in fine pixels: for cubes without a native grid).
+        The kernel functions take the grid they are given.
     """
 
     regression_radius: int = 1
@@ -44,6 +51,7 @@ class FitfcParams:
     nir_band: int = 2
     similarity: str = "red_nir"
     mode: str = "reference"
+    coarse_grid: str = "native"
 
     def __post_init__(self) -> None:
         for name in ("regression_radius", "filter_radius", "n_similar", "red_band", "nir_band"):
@@ -68,6 +76,10 @@ class FitfcParams:
         if self.similarity not in SIMILARITIES:
             raise ValueError(
                 f"similarity must be one of {', '.join(SIMILARITIES)}, got {self.similarity!r}"
+            )
+        if self.coarse_grid not in COARSE_GRIDS:
+            raise ValueError(
+                f"coarse_grid must be one of {', '.join(COARSE_GRIDS)}, got {self.coarse_grid!r}"
             )
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")

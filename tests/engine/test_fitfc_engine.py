@@ -71,6 +71,27 @@ def test_whole_image_equals_the_kernel(cube: Path, tmp_path: Path) -> None:
     assert np.isnan(reference[masked]).all() and np.isfinite(got[masked]).all()
 
 
+def test_coarse_on_the_fine_grid(cube: Path, tmp_path: Path) -> None:
+    """``coarse_grid=fine``: the regression on the coarse images resampled to the fine grid
+    (ratio 1, W in fine pixels) for cubes without a native grid; tiled == whole == kernel."""
+    whole = run(cube, tmp_path / "whole.zarr", 128, mode="seamless", coarse_grid="fine")
+    tiled = run(cube, tmp_path / "tiled.zarr", 16, mode="seamless", coarse_grid="fine")
+    np.testing.assert_array_equal(tiled, whole)
+    ds = xr.open_zarr(cube, consolidated=False).sortby("time")
+    fine = np.where(ds["fine_valid"].values[0, None], ds["fine"].values[0], np.nan)
+    coarse = np.where(ds["coarse_valid"].values[:, None], ds["coarse"].values, np.nan)
+    params = FitfcParams(**PARAMS, mode="seamless", coarse_grid="fine")
+    expected = [fitfc(fine, coarse[0], coarse[d], 1, params) for d in (1, 2)]
+    np.testing.assert_array_equal(whole, np.stack(expected).astype(np.float32))
+    assert np.isfinite(whole).mean() > 0.9
+    method = get_method("fitfc")
+    fine_grid = method.make_params({**PARAMS, "coarse_grid": "fine"})
+    assert method.inputs(fine_grid).native == frozenset()
+    assert method.halo(fine_grid) == PARAMS["filter_radius"] + PARAMS["regression_radius"]
+    with pytest.raises(ConfigError, match="coarse_grid must be one of native, fine"):
+        method.make_params({"coarse_grid": "coarse"})
+
+
 def test_method_declares_native_inputs_and_validates_parameters() -> None:
     method = get_method("fitfc")
     params = method.make_params({"regression_radius": "2", "filter_radius": "10"})

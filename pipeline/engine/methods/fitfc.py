@@ -82,9 +82,17 @@ class FitfcMethod(FusionMethod[FitfcParams]):
             "reference | seamless",
             "the program (NaN spreads) or nodata left out of regression and filter",
         ),
+        "coarse_grid": ParamDoc(
+            "-",
+            "native | fine",
+            "regression on the cube's native coarse grid (W in coarse px) or on the coarse "
+            "images resampled to the fine grid (W in fine px; cubes without a native grid)",
+        ),
     }
 
     def inputs(self, params: FitfcParams) -> InputSpec:
+        if params.coarse_grid == "fine":
+            return InputSpec(fine_grid=frozenset({"fine", "coarse", "coarse_pred"}))
         return InputSpec(
             fine_grid=frozenset({"fine"}),
             native=frozenset({"coarse", "coarse_pred"}),
@@ -92,7 +100,9 @@ class FitfcMethod(FusionMethod[FitfcParams]):
         )
 
     def halo(self, params: FitfcParams) -> int:
-        return params.filter_radius
+        """w0; on the fine grid also W, so the regression of every filtered pixel is whole."""
+        extra = params.regression_radius if params.coarse_grid == "fine" else 0
+        return params.filter_radius + extra
 
     def cost(self, params: FitfcParams, n_pairs: int, n_bands: int) -> float:
         """Window cells ranked per fine pixel and date, plus the neighbours averaged."""
@@ -113,28 +123,15 @@ class FitfcMethod(FusionMethod[FitfcParams]):
         params: FitfcParams,
         state: Any,
     ) -> TileResult:
-        if inputs.ratio is None or inputs.native_inside is None:
-            raise ValueError("fitfc needs the cube's native coarse grid")
         xp = array_module(inputs.fine)
         rows, cols = inside_image(inputs)
-        n0, n1, m0, m1 = inputs.native_inside
-        native, ratio = inputs.native, inputs.ratio
         fine = xp.where(inputs.fine_valid[0, None], inputs.fine[0], xp.nan)[:, rows, cols]
-        coarse = xp.where(native["coarse_valid"][0, None], native["coarse"][0], xp.nan)
-        offset = (
-            inputs.native_offset[0] + n0 * ratio - rows.start,
-            inputs.native_offset[1] + m0 * ratio - cols.start,
-        )
+        coarse, coarse_pred, ratio, offset = _coarse_blocks(inputs, params, rows, cols)
         t = inputs.tile
         top, left = inputs.halo - rows.start, inputs.halo - cols.start
         window = (top, top + t.row1 - t.row0, left, left + t.col1 - t.col0)
-        n_dates = native["coarse_pred"].shape[0]
-        z2 = []
-        for date in range(n_dates):
-            valid = native["coarse_pred_valid"][date, None]
-            coarse_pred = xp.where(valid, native["coarse_pred"][date], xp.nan)
-            block = (slice(None), slice(n0, n1), slice(m0, m1))
-            z2.append(rm_rc(fine, coarse[block], coarse_pred[block], ratio, params, offset=offset))
+        n_dates = len(coarse_pred)
+        z2 = [rm_rc(fine, coarse, pred, ratio, params, offset=offset) for pred in coarse_pred]
         if params.mode == "reference":
             # the neighbours depend on F1 alone: one selection serves every date
             filtered = spatial_filter(fine, xp.concatenate(z2), params, window=window)
@@ -142,3 +139,33 @@ class FitfcMethod(FusionMethod[FitfcParams]):
         else:  # a neighbour's usability depends on the date's Z2
             prediction = xp.stack([spatial_filter(fine, z, params, window=window) for z in z2])
         return TileResult(prediction.astype(xp.float32))
+
+
+def _coarse_blocks(
+    inputs: TileInputs, params: FitfcParams, rows: slice, cols: slice
+) -> tuple[Any, list[Any], int, tuple[int, int]]:
+    """C1, each date's C2 (NaN where invalid) cut to the image, their ratio to the fine grid and
+    the offset of their corner from the cut fine block's, on the grid ``params`` asks for."""
+    xp = array_module(inputs.fine)
+    if params.coarse_grid == "fine":
+        coarse = xp.where(inputs.coarse_valid[0, None], inputs.coarse[0], xp.nan)[:, rows, cols]
+        preds = [
+            xp.where(valid[None], pred, xp.nan)[:, rows, cols]
+            for pred, valid in zip(inputs.coarse_pred, inputs.coarse_pred_valid, strict=True)
+        ]
+        return coarse, preds, 1, (0, 0)
+    if inputs.ratio is None or inputs.native_inside is None:
+        raise ValueError("fitfc with coarse_grid=native needs the cube's native coarse grid")
+    n0, n1, m0, m1 = inputs.native_inside
+    native, ratio = inputs.native, inputs.ratio
+    block = (slice(None), slice(n0, n1), slice(m0, m1))
+    coarse = xp.where(native["coarse_valid"][0, None], native["coarse"][0], xp.nan)[block]
+    preds = [
+        xp.where(valid[None], pred, xp.nan)[block]
+        for pred, valid in zip(native["coarse_pred"], native["coarse_pred_valid"], strict=True)
+    ]
+    offset = (
+        inputs.native_offset[0] + n0 * ratio - rows.start,
+        inputs.native_offset[1] + m0 * ratio - cols.start,
+    )
+    return coarse, preds, ratio, offset
