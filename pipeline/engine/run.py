@@ -103,6 +103,8 @@ class FusionSetup:
     cube_path: Path
     out_path: Path
     method: str
+    method_ref: str
+    """How workers find the method: its name, or ``module:Class`` for a plugin."""
     params: Any
     plan: FusionPlan
     statistics: tuple[Mapping[str, np.ndarray], ...]
@@ -114,8 +116,6 @@ class FusionSetup:
     bands: tuple[str, ...] = ()
     native: NativeGrid | None = None
     layers: tuple[str, ...] = ()
-    method_ref: str = ""
-    """How workers find the method: its name, or ``module:Class`` for a plugin."""
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -260,7 +260,7 @@ def _tasks(
         TileTask(
             cube_path=str(setup.cube_path),
             out_path=str(setup.out_path),
-            method=setup.method_ref or setup.method,
+            method=setup.method_ref,
             params=setup.params,
             statistics=setup.statistics[index],
             pair_index=tuple(setup.cube_index[d] for d in group.pair_dates),

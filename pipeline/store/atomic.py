@@ -24,8 +24,6 @@ from pipeline.errors import OutputError
 #: a simulated site (``site.json``) and an evaluation or comparison report (its marker file).
 PRODUCT_KINDS = ("cube", "fused", "site", "report")
 
-#: Names stfcube itself leaves in a store beside the Zarr hierarchy.
-STORE_BOOKKEEPING: tuple[str, ...] = ()
 #: The file that marks an evaluation or comparison report folder as stfcube's.
 REPORT_MARKER = ".stfcube-report"
 
@@ -212,12 +210,13 @@ def _retire(path: Path) -> None:
 
 
 def _foreign_entries(path: Path, kind: str | None) -> list[str]:
-    """Top-level entries of a Zarr product that are neither Zarr nodes nor stfcube bookkeeping."""
+    """Top-level entries of a Zarr product that are not Zarr nodes (stfcube keeps its lock and
+    journal beside a store, never inside)."""
     if kind not in ("cube", "fused"):
         return []
     foreign = []
     for entry in sorted(path.iterdir()):
-        if entry.name == "zarr.json" or entry.name in STORE_BOOKKEEPING:
+        if entry.name == "zarr.json":
             continue
         if entry.is_dir() and (entry / "zarr.json").is_file():
             continue
