@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from distributed import Client
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import unmapped
@@ -27,31 +28,38 @@ def plan_task(config: RegionConfig) -> tuple[UpdatePlan, Plan | None]:
 
 
 @contextmanager
-def seceded() -> Iterator[None]:
-    """Give this task's worker thread back to the cluster while it waits for the tasks it
-    submits (:func:`distributed.secede`), and take a thread again after (``rejoin``).
+def cluster_client() -> Iterator[Client]:
+    """A Dask client of the flow's cluster for a task that submits tasks of its own.
 
-    Without it, batches mapped concurrently hold every worker thread while waiting for their
-    own tile tasks, which then never run (a deadlock with as many batches as threads).
+    On a Dask worker: a client of the worker's scheduler made for this task only
+    (``set_as_default=False``: with a thread cluster, tasks running side by side would otherwise
+    swap and close each other's default client, prefect-dask's ``get_dask_client`` failing with
+    ``'NoneType' object has no attribute 'address'``), and the task's worker thread given back to
+    the cluster while it waits for the tasks it submits (:func:`distributed.secede`, then
+    ``rejoin``): without it, batches mapped concurrently hold every worker thread while waiting for
+    their own tile tasks, which then never run. Off a worker (a task run in the flow's own
+    process): prefect-dask's client of the flow's task runner.
     """
     from distributed import get_worker, rejoin, secede
 
     try:
-        get_worker()
-    except ValueError:  # not on a dask worker (a task run in the flow's own process)
-        yield
+        worker = get_worker()
+    except ValueError:
+        with get_dask_client() as client:
+            yield client
         return
-    secede()
-    try:
-        yield
-    finally:
-        rejoin()
+    with Client(worker.scheduler.address, set_as_default=False) as client:
+        secede()
+        try:
+            yield client
+        finally:
+            rejoin()
 
 
 @task(name="prepare-fusion", cache_policy=NO_CACHE)
 def prepare_task(config: RegionConfig, dates: list[str]) -> FusionSetup:
     """Plan the run's dates, compute their whole-image statistics once, create/extend the store."""
-    with get_dask_client() as client, seceded():
+    with cluster_client() as client:
         return pipeline.engine.run.prepare_fusion(
             config.cube,
             config.fused,
@@ -70,7 +78,7 @@ def prepare_task(config: RegionConfig, dates: list[str]) -> FusionSetup:
 @task(name="fuse-batch", cache_policy=NO_CACHE)
 def fuse_task(setup: FusionSetup, batch: Batch) -> FuseReport:
     """Fuse one batch (a block of tiles x a run of dates) on the flow's Dask cluster."""
-    with get_dask_client() as client, seceded():
+    with cluster_client() as client:
         return pipeline.engine.run.run_fusion(
             setup, client=client, dates=batch.fuse_dates, region=batch.fuse_region
         )
