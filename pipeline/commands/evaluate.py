@@ -86,6 +86,7 @@ def evaluate_command(
         int, typer.Option(help="Dates with quicklook/scatter pictures (0 = every date).")
     ] = 8,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report directory.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Measure FUSED against TRUTH and write metrics, pictures and a report to --out.
 
@@ -101,23 +102,25 @@ def evaluate_command(
 
       stfcube evaluate fused.zarr truth.zarr -o report --data-range 1 --resolution-ratio 30/480
     """
+    from pipeline.commands._progress import dask_progress
     from pipeline.evaluate.run import evaluate
 
-    report = evaluate(
-        fused,
-        truth,
-        out,
-        dates=dates,
-        bands=bands,
-        resolution_ratio=resolution_ratio,
-        points=parse_pairs(point, "--point", float),
-        pixels=parse_pairs(pixel, "--pixel", int),
-        data_range=data_range,
-        source_cube=source_cube,
-        max_pictures=max_pictures or None,
-        overwrite=overwrite,
-    )
     screen = console()
+    with dask_progress("evaluating", screen, quiet=quiet):
+        report = evaluate(
+            fused,
+            truth,
+            out,
+            dates=dates,
+            bands=bands,
+            resolution_ratio=resolution_ratio,
+            points=parse_pairs(point, "--point", float),
+            pixels=parse_pairs(pixel, "--pixel", int),
+            data_range=data_range,
+            source_cube=source_cube,
+            max_pictures=max_pictures or None,
+            overwrite=overwrite,
+        )
     screen.print(_summary_table(list(report.band_rows), list(report.date_rows)))
     for note in report.notes:
         screen.print(f"[yellow]note:[/] {note}")

@@ -77,6 +77,7 @@ def ingest_command(
             "without a valid pixel on it, instead of refusing the source."
         ),
     ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Ingest SOURCE into CUBE: validate every input first, then write (or append) lazily.
 
@@ -95,11 +96,15 @@ def ingest_command(
         --fine landsat-c2-l2 --coarse modis-43A4-061 --bbox 149.0,-35.4,149.1,-35.3
         --dates 2024-09-01/2024-11-30
     """
+    from pipeline.commands._progress import dask_progress
     from pipeline.ingest.catalog.ingest import catalog_query
     from pipeline.ingest.scenes import ingest
 
     screen = console()
-    with warnings.catch_warnings(record=True) as caught:
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        dask_progress("ingesting", screen, quiet=quiet),
+    ):
         warnings.simplefilter("always", UserWarning)
         report = ingest(
             source,

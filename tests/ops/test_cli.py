@@ -306,3 +306,27 @@ def test_command_output_is_not_wrapped_off_a_terminal(capsys: pytest.CaptureFixt
     console(stderr=True).print(text)
     captured = capsys.readouterr()
     assert captured.out == captured.err == text + "\n"
+
+
+def test_dask_progress_counts_every_task_of_every_computation() -> None:
+    """ingest and evaluate show one bar over all the dask computations they start."""
+    import io
+
+    import dask.array as da
+    from rich.console import Console
+
+    from pipeline.commands._progress import dask_progress
+
+    out = io.StringIO()
+    screen = Console(file=out, force_terminal=True, color_system=None, width=100)
+    with dask_progress("ingesting", screen):
+        da.ones((8, 8), chunks=4).sum().compute()
+        da.ones((8, 8), chunks=4).mean().compute()
+    text = out.getvalue()
+    assert "ingesting" in text
+    done, total = text.rsplit("/", 1)[0].split()[-1], text.rsplit("/", 1)[1].split()[0]
+    assert done == total and int(total) > 8  # both graphs counted, all done
+    quiet = io.StringIO()
+    with dask_progress("ingesting", Console(file=quiet, force_terminal=True), quiet=True):
+        da.ones(4, chunks=2).sum().compute()
+    assert "ingesting" not in quiet.getvalue()
