@@ -21,11 +21,14 @@ from pathlib import Path
 from pipeline.errors import OutputError
 
 #: The products stfcube writes, by kind: a cube or fused store (Zarr, with ``stfcube_schema``),
-#: a simulated site (``site.json``) and an evaluation or comparison report (its marker file).
-PRODUCT_KINDS = ("cube", "fused", "site", "report")
+#: a simulated site (``site.json``), an evaluation or comparison report and an export (COGs and
+#: STAC; each has its marker file).
+PRODUCT_KINDS = ("cube", "fused", "site", "report", "export")
 
 #: The file that marks an evaluation or comparison report folder as stfcube's.
 REPORT_MARKER = ".stfcube-report"
+#: The file that marks an export folder as stfcube's: a JSON list of the files it wrote there.
+EXPORT_MARKER = ".stfcube-export"
 
 
 def staging_path(target: Path) -> Path:
@@ -94,6 +97,8 @@ def product_kind(path: str | Path) -> str | None:
         (path / "metrics.json").is_file() and (path / "report.md").is_file()
     ):
         return "report"
+    if (path / EXPORT_MARKER).is_file():
+        return "export"
     return None
 
 
@@ -211,7 +216,13 @@ def _retire(path: Path) -> None:
 
 def _foreign_entries(path: Path, kind: str | None) -> list[str]:
     """Top-level entries of a Zarr product that are not Zarr nodes (stfcube keeps its lock and
-    journal beside a store, never inside)."""
+    journal beside a store, never inside), or of an export that its marker does not list."""
+    if kind == "export":
+        try:
+            written = set(json.loads((path / EXPORT_MARKER).read_text()))
+        except (OSError, ValueError, TypeError):
+            written = set()
+        return sorted(e.name for e in path.iterdir() if e.name not in {*written, EXPORT_MARKER})
     if kind not in ("cube", "fused"):
         return []
     foreign = []

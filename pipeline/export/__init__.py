@@ -1,0 +1,16 @@
+"""Export of fused products: one COG per date and a STAC collection of the cube and the COGs."""
+
+from typing import TYPE_CHECKING
+
+from pipeline._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pipeline.export.run import ExportResult as ExportResult
+    from pipeline.export.run import export_cog as export_cog
+    from pipeline.export.run import export_stac as export_stac
+
+__all__ = ["ExportResult", "export_cog", "export_stac"]
+__getattr__ = lazy_exports(
+    __name__,
+    {name: "pipeline.export.run" for name in __all__},
+)
