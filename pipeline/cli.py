@@ -35,6 +35,7 @@ from rich.text import Text  # noqa: E402
 from pipeline.commands import (  # noqa: E402
     demo,
     evaluate,
+    export,
     flows,
     fuse,
     ingest,
@@ -64,6 +65,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "fuse": fuse.fuse_command,
     "evaluate": evaluate.evaluate_command,
     "compare": evaluate.compare_command,
+    "export": export.export_command,
     "run": flows.run_command,
     "submit": flows.submit_command,
     "plan": flows.plan_command,

@@ -9,6 +9,10 @@ if TYPE_CHECKING:
     from pipeline.export.run import export_cog as export_cog
     from pipeline.export.run import export_stac as export_stac
 
+#: COG compressions (light, so that the command line checks the option before heavy imports):
+#: deflate (read everywhere) and zstd (faster to write and read).
+COMPRESSIONS = ("deflate", "zstd")
+
 __all__ = ["ExportResult", "export_cog", "export_stac"]
 __getattr__ = lazy_exports(
     __name__,

@@ -20,6 +20,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
+from pipeline.export import COMPRESSIONS
 from pipeline.simulate.stac import BandSpec
 
 #: COG tile edge in pixels.
@@ -29,8 +30,6 @@ COG_BLOCK = 512
 WINDOW = 4 * COG_BLOCK
 #: GDAL block cache while writing (MB).
 GDAL_CACHE_MB = 256
-#: Compressions offered: deflate (read everywhere) and zstd (faster to write and read).
-COMPRESSIONS = ("deflate", "zstd")
 
 
 def windows(shape: tuple[int, int], size: int = WINDOW) -> Iterator[Window]:
