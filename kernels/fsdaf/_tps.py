@@ -24,9 +24,13 @@ from scipy.interpolate import RBFInterpolator
 
 def tps_exact(values: np.ndarray, centres: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``(band, n_points)``: the spline through ``values`` ``(band, n)`` at ``centres`` ``(n, 2)``
-    evaluated at ``points`` ``(n_points, 2)`` (NaN nodes are left out)."""
+    evaluated at ``points`` ``(n_points, 2)`` (NaN nodes are left out; with fewer than 3 nodes or
+    nodes on a line, where the spline is not unique, the least-norm solution)."""
     usable = np.isfinite(values).all(axis=0)
-    spline = RBFInterpolator(centres[usable], values[:, usable].T, kernel="thin_plate_spline")
+    try:
+        spline = RBFInterpolator(centres[usable], values[:, usable].T, kernel="thin_plate_spline")
+    except (ValueError, np.linalg.LinAlgError):  # < 3 nodes or all on a line: least norm
+        return values[:, usable] @ spline_weights(centres[usable], points).T
     return np.asarray(spline(points)).T
 
 

@@ -19,6 +19,7 @@ BUILTIN = {
     "nochange": "pipeline.engine.methods.baselines",
     "coarse-residual": "pipeline.engine.methods.baselines",
     "fitfc": "pipeline.engine.methods.fitfc",
+    "fsdaf": "pipeline.engine.methods.fsdaf",
 }
 
 #: Registered method classes by name.
