@@ -21,7 +21,9 @@ def locate_quantile(n: int, p: float) -> int:
     return int(np.searchsorted(grid, np.float32(p), side="right")) - 1
 
 
-def clip_bounds(band: np.ndarray, percentiles: tuple[float, float], dn_range: tuple[float, float]):
+def clip_bounds(
+    band: np.ndarray, percentiles: tuple[float, float], dn_range: tuple[float, float]
+) -> np.ndarray:
     """``(low, high, low_value, high_value)`` of the program's noise clipping of one band.
 
     Values ``<= low`` (the ``percentiles[0]`` quantile by :func:`locate_quantile`) or below

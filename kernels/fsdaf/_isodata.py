@@ -50,7 +50,7 @@ def _merge(centres: np.ndarray, counts: np.ndarray, params: FsdafParams) -> np.n
     gap = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(axis=2))
     pairs = [(gap[i, j], i, j) for i in range(len(centres)) for j in range(i + 1, len(centres))]
     gone: set[int] = set()
-    merged = []
+    merged: list[np.ndarray] = []
     for distance, i, j in sorted(pairs):
         if len(merged) >= params.merge_pairs or len(centres) - len(gone) <= params.min_classes:
             break
