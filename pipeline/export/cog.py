@@ -54,6 +54,7 @@ def write_cog(
     bands: Sequence[BandSpec],
     compress: str = "deflate",
     progress: Callable[[], None] | None = None,
+    window: int = WINDOW,
 ) -> None:
     """Write ``image`` (band, y, x) as a COG at ``path``, window by window.
 
@@ -71,6 +72,8 @@ def write_cog(
         One of :data:`COMPRESSIONS`.
     progress
         Called after each window, and once more when the COG is complete.
+    window
+        Edge in pixels of the windows read from ``image``.
     """
     if compress not in COMPRESSIONS:
         raise ValueError(f"unknown compression {compress!r}; use one of {COMPRESSIONS}")
@@ -98,12 +101,12 @@ def write_cog(
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_PAM_ENABLED="NO"):
             with rasterio.open(work, "w", **profile) as out:
                 _describe(out, bands)
-                for window in windows((rows, cols)):
+                for part in windows((rows, cols), window):
                     block = image.isel(
-                        y=slice(window.row_off, window.row_off + window.height),
-                        x=slice(window.col_off, window.col_off + window.width),
+                        y=slice(part.row_off, part.row_off + part.height),
+                        x=slice(part.col_off, part.col_off + part.width),
                     ).values
-                    out.write(np.asarray(block, dtype=dtype), window=window)
+                    out.write(np.asarray(block, dtype=dtype), window=part)
                     if progress is not None:
                         progress()
             rasterio.shutil.copy(
