@@ -249,7 +249,7 @@ def _open_raw(
     """Lazy (band, y, x) raw pixels of ``path`` on ``target``; float32 with NaN outside the
     source when warped, the file's dtype otherwise."""
     cy, cx = _chunks(target.shape, chunk)
-    chunks = {"band": 1, "y": cy, "x": cx}
+    chunks = {"band": -1, "y": cy, "x": cx}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         if source.matches(target):
@@ -460,6 +460,22 @@ def repeat_to_grid(
     """
     height, width = shape
     cy, cx = _chunks(shape, chunk)
-    big = da.repeat(da.repeat(values, ratio, axis=1), ratio, axis=2)[:, :height, :width]
-    mask = da.repeat(da.repeat(valid, ratio, axis=0), ratio, axis=1)[:height, :width]
-    return big.rechunk((1, cy, cx)), mask.rechunk((cy, cx))
+    if cy % ratio == 0 and cx % ratio == 0:  # one task per fine chunk: its native block, repeated
+        values = values.rechunk((-1, cy // ratio, cx // ratio))
+        valid = valid.rechunk((cy // ratio, cx // ratio))
+        big = values.map_blocks(_repeat_yx, ratio, chunks=_scaled(values.chunks, ratio))
+        mask = valid.map_blocks(_repeat_yx, ratio, chunks=_scaled(valid.chunks, ratio))
+    else:
+        big = da.repeat(da.repeat(values, ratio, axis=1), ratio, axis=2)
+        mask = da.repeat(da.repeat(valid, ratio, axis=0), ratio, axis=1)
+    return big[:, :height, :width].rechunk((-1, cy, cx)), mask[:height, :width].rechunk((cy, cx))
+
+
+def _repeat_yx(block: np.ndarray, ratio: int) -> np.ndarray:
+    """Each pixel of the last two axes of ``block`` repeated ``ratio`` x ``ratio`` times."""
+    return block.repeat(ratio, axis=-2).repeat(ratio, axis=-1)
+
+
+def _scaled(chunks: tuple[tuple[int, ...], ...], ratio: int) -> tuple[tuple[int, ...], ...]:
+    """Dask chunks with the last two axes' sizes multiplied by ``ratio``."""
+    return (*chunks[:-2], *(tuple(c * ratio for c in axis) for axis in chunks[-2:]))

@@ -195,7 +195,7 @@ def native_cube_grid(ds: xr.Dataset) -> Grid | None:
 def empty_layer(nbands: int, shape: tuple[int, int], chunk: int) -> tuple[da.Array, da.Array]:
     """Lazy all-NaN values (band, y, x) and all-False validity (y, x) for an unobserved date."""
     cy, cx = min(chunk, shape[0]), min(chunk, shape[1])
-    values = da.full((nbands, *shape), np.nan, dtype=np.float32, chunks=(1, cy, cx))
+    values = da.full((nbands, *shape), np.nan, dtype=np.float32, chunks=(nbands, cy, cx))
     valid = da.zeros(shape, dtype=bool, chunks=(cy, cx))
     return values, valid
 
