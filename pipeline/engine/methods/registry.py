@@ -19,6 +19,7 @@ BUILTIN = {
     "nochange": "pipeline.engine.methods.baselines",
     "coarse-residual": "pipeline.engine.methods.baselines",
     "fitfc": "pipeline.engine.methods.fitfc",
+    "estarfm": "pipeline.engine.methods.estarfm",
     "fsdaf": "pipeline.engine.methods.fsdaf",
 }
 
