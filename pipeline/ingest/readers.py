@@ -463,8 +463,8 @@ def repeat_to_grid(
     if cy % ratio == 0 and cx % ratio == 0:  # one task per fine chunk: its native block, repeated
         values = values.rechunk((-1, cy // ratio, cx // ratio))
         valid = valid.rechunk((cy // ratio, cx // ratio))
-        big = values.map_blocks(_repeat_yx, ratio, chunks=_scaled(values.chunks, ratio))
-        mask = valid.map_blocks(_repeat_yx, ratio, chunks=_scaled(valid.chunks, ratio))
+        big = da.map_blocks(_repeat_yx, values, ratio, chunks=_scaled(values.chunks, ratio))
+        mask = da.map_blocks(_repeat_yx, valid, ratio, chunks=_scaled(valid.chunks, ratio))
     else:
         big = da.repeat(da.repeat(values, ratio, axis=1), ratio, axis=2)
         mask = da.repeat(da.repeat(valid, ratio, axis=0), ratio, axis=1)
