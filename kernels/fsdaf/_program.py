@@ -182,7 +182,8 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
 
 @dataclass(frozen=True)
 class ProgramResult:
-    """Prediction, distributed residual ``(band, y, x)`` and classes ``(y, x)`` of a window."""
+    """Prediction, distributed residual ``(band, y, x)`` and classes ``(y, x)`` of a window
+    (the class map's values; 0 where the program has no class: background, unclassified)."""
 
     prediction: np.ndarray
     residual: np.ndarray
@@ -232,7 +233,7 @@ def run_program(
         core = _cut(block.core, origin)
         change[:, *core] = step.change[:, *inner]
         residual[:, *core] = step.residual[:, *inner]
-        recoded[core] = step.classes[inner]
+        recoded[core] = np.where(step.classes[inner] > 0, classes[core], 0)  # the map's class
     rows, cols = window[1] - window[0], window[3] - window[2]
     out = ProgramResult(
         np.empty((fine.shape[0], rows, cols)),

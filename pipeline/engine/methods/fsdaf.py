@@ -202,10 +202,20 @@ def _seamless_statistics(
     geometry: Geometry,
     params: FsdafParams,
 ) -> dict[str, np.ndarray]:
+    rows, cols = fine.shape[1:]
+    fits = [r for r in range(1, max(rows, cols) + 1) if _covers(coarse.shape[1:], (rows, cols), r)]
+    if geometry.ratio not in fits:
+        ratio = fits[0] if fits else "the cube's coarse ratio"
+        raise ConfigError(f"fsdaf mode=seamless: set scale_factor={ratio} (the cube's ratio)")
     try:
         return global_statistics(fine, class_map, coarse, preds, geometry, params)
     except ValueError as exc:
         raise ConfigError(f"fsdaf: {exc}") from None
+
+
+def _covers(native: tuple[int, ...], fine: tuple[int, int], ratio: int) -> bool:
+    """True when a native grid of ``ratio`` from the fine grid's corner has shape ``native``."""
+    return native == (-(-fine[0] // ratio), -(-fine[1] // ratio))
 
 
 def _as_program_input(fine: np.ndarray, params: FsdafParams) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +236,8 @@ def _reference_tile(
 ) -> list[Any]:
     rows, cols = inside_image(inputs)
     assert inputs.image_shape is not None  # inside_image checked it
-    fine, background = _as_program_input(inputs.fine[0][:, rows, cols], params)
+    masked = np.where(inputs.fine_valid[0, None], inputs.fine[0], np.nan)[:, rows, cols]
+    fine, background = _as_program_input(masked, params)
     classes = _tile_class_map(inputs, params, rows, cols)
     if classes is None:
         centres = statistics["centres"]
@@ -258,7 +269,7 @@ def _seamless_tile(
 ) -> list[Any]:
     if inputs.ratio != params.scale_factor or inputs.native_inside is None:
         raise ConfigError(
-            f"fsdaf mode=seamless: set scale_factor={inputs.ratio} (the cube's coarse ratio)"
+            f"fsdaf mode=seamless: set scale_factor={inputs.ratio} (the cube's ratio)"
         )
     rows, cols = inside_image(inputs)
     corner = (inputs.tile.row0 - inputs.halo, inputs.tile.col0 - inputs.halo)
