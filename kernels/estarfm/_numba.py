@@ -73,26 +73,26 @@ def _search(key, plane, n_keys, centre, thresholds, y, x, rows, cols, w, cell):
 
 
 @njit(**_JIT)
-def _coefficients(fine, coarse, cell, n, y, x, consts, inverse, v, fitted):
+def _coefficients(fine, coarse, cell, n, y, x, cols, consts, inverse, v, fitted):
     """Inverse combined distances of candidates ``cell[:n]`` (into ``inverse``), their total
     (returned), and each band's conversion coefficient (``v``; ``fitted``: V from the
-    regression, not 1)."""
+    regression, not 1). Images are ``(pair or date, band, 1, pixel)`` views."""
     w, min_change, f_crit = consts
-    cols = fine.shape[3]
     total = 0.0
     for q in range(n):
-        row, col = cell[q] // cols, cell[q] % cols
-        r = _correlation(fine, coarse, row, col)
-        inverse[q] = _inverse_distance(r, row - y, col - x, w)
+        i = cell[q]
+        row = i // cols
+        r = _correlation(fine, coarse, 0, i)
+        inverse[q] = _inverse_distance(r, row - y, i - row * cols - x, w)
         total += inverse[q]
     for b in range(fine.shape[1]):
         s1 = s2 = g1 = g2 = 0.0
         for q in range(n):
-            row, col = cell[q] // cols, cell[q] % cols
-            s1 += coarse[0, b, row, col]
-            s2 += coarse[1, b, row, col]
-            g1 += fine[0, b, row, col]
-            g2 += fine[1, b, row, col]
+            i = cell[q]
+            s1 += coarse[0, b, 0, i]
+            s2 += coarse[1, b, 0, i]
+            g1 += fine[0, b, 0, i]
+            g2 += fine[1, b, 0, i]
         v[b] = np.nan
         if abs(s1 / n - s2 / n) >= min_change:
             mean_x = (s1 + s2) / (2 * n)
@@ -100,9 +100,8 @@ def _coefficients(fine, coarse, cell, n, y, x, consts, inverse, v, fitted):
             sxx = sxy = syy = 0.0
             for p in range(2):
                 for q in range(n):
-                    row, col = cell[q] // cols, cell[q] % cols
-                    dx = coarse[p, b, row, col] - mean_x
-                    dy = fine[p, b, row, col] - mean_y
+                    dx = coarse[p, b, 0, cell[q]] - mean_x
+                    dy = fine[p, b, 0, cell[q]] - mean_y
                     sxx += dx * dx
                     sxy += dx * dy
                     syy += dy * dy
@@ -123,8 +122,7 @@ def _estimate(
     n,
     inverse,
     total,
-    y,
-    x,
+    centre,
     change,
     oy,
     ox,
@@ -135,20 +133,19 @@ def _estimate(
     out,
     code,
 ):
-    """Each band's prediction at ``(y, x)`` for date ``d`` from candidates ``cell[:n]``."""
-    cols = fine.shape[3]
+    """Each band's prediction at pixel ``centre`` for date ``d`` from candidates ``cell[:n]``."""
     for b in range(fine.shape[1]):
         sums[:] = 0.0
         for q in range(n):
-            row, col = cell[q] // cols, cell[q] % cols
+            i = cell[q]
             weight = inverse[q]
-            value = c0[d, b, row, col]
-            sums[0] += weight * (value - coarse[0, b, row, col])
-            sums[1] += weight * (value - coarse[1, b, row, col])
-            sums[2] += weight * fine[0, b, row, col]
-            sums[3] += weight * fine[1, b, row, col]
+            value = c0[d, b, 0, i]
+            sums[0] += weight * (value - coarse[0, b, 0, i])
+            sums[1] += weight * (value - coarse[1, b, 0, i])
+            sums[2] += weight * fine[0, b, 0, i]
+            sums[3] += weight * fine[1, b, 0, i]
         prediction, fallback = _band_prediction(
-            fine[0, b, y, x], fine[1, b, y, x], v[b], sums, total,
+            fine[0, b, 0, centre], fine[1, b, 0, centre], v[b], sums, total,
             change[d, 0, b, oy, ox], change[d, 1, b, oy, ox], limits[0], limits[1],
         )  # fmt: skip
         out[d, b, oy, ox] = prediction
@@ -194,8 +191,9 @@ def _predict_rows(
             oy, ox = y - row0, x - col0
             if not pair_valid[y, x]:
                 continue
+            centre_index = y * cols + x
             for k in range(n_keys):
-                centre[k] = key[k * plane + y * cols + x]
+                centre[k] = key[k * plane + centre_index]
             n = _search(key, plane, n_keys, centre, thresholds, y, x, rows, cols, w, cell)
             total_all = -1.0  # not computed yet
             for d in range(n_dates):
@@ -210,26 +208,27 @@ def _predict_rows(
                 if m <= MIN_CANDIDATES:
                     for b in range(n_bands):
                         out[d, b, oy, ox] = _few(
-                            fine[0, b, y, x], fine[1, b, y, x],
+                            fine[0, b, 0, centre_index], fine[1, b, 0, centre_index],
                             change[d, 0, b, oy, ox], change[d, 1, b, oy, ox],
                         )  # fmt: skip
                         code[d, b, oy, ox] = FEW_CANDIDATES
                 elif m == n:
                     if total_all < 0.0:
                         total_all = _coefficients(
-                            fine, coarse, cell, n, y, x, consts, inverse_all, v_all, fitted_all
-                        )
+                            fine, coarse, cell, n, y, x, cols, consts, inverse_all, v_all,
+                            fitted_all,
+                        )  # fmt: skip
                     _estimate(
-                        fine, coarse, c0, d, cell, n, inverse_all, total_all, y, x, change,
+                        fine, coarse, c0, d, cell, n, inverse_all, total_all, centre_index, change,
                         oy, ox, v_all, fitted_all, limits, sums, out, code,
                     )  # fmt: skip
                 else:
                     total = _coefficients(
-                        fine, coarse, subset, m, y, x, consts, inverse_subset, v_subset,
+                        fine, coarse, subset, m, y, x, cols, consts, inverse_subset, v_subset,
                         fitted_subset,
                     )  # fmt: skip
                     _estimate(
-                        fine, coarse, c0, d, subset, m, inverse_subset, total, y, x, change,
+                        fine, coarse, c0, d, subset, m, inverse_subset, total, centre_index, change,
                         oy, ox, v_subset, fitted_subset, limits, sums, out, code,
                     )  # fmt: skip
 
