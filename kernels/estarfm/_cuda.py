@@ -19,7 +19,13 @@ from numba import cuda
 
 from kernels._backend import array_module
 from kernels.estarfm import _formulas
-from kernels.estarfm._prepare import FEW_CANDIDATES, FITTED_V, OUT_OF_RANGE, UNIT_V
+from kernels.estarfm._prepare import (
+    FEW_CANDIDATES,
+    FITTED_V,
+    OUT_OF_RANGE,
+    UNIT_V,
+    blank_outputs,
+)
 from kernels.estarfm.params import MIN_CANDIDATES
 
 if TYPE_CHECKING:
@@ -141,14 +147,12 @@ def predict(tile: TileArrays, consts: Constants) -> tuple[Any, Any, Any]:
     ValueError
         With more than :data:`MAX_BANDS` bands.
     """
-    n_dates, n_bands = tile.coarse_pred.shape[:2]
+    n_bands = tile.coarse_pred.shape[1]
     if n_bands > MAX_BANDS:
         raise ValueError(f"the CUDA engine handles at most {MAX_BANDS} bands, got {n_bands}")
     xp = array_module(tile.fine)
     row0, row1, col0, col1 = tile.window
-    out = xp.full((n_dates, n_bands, row1 - row0, col1 - col0), xp.nan)
-    code = xp.zeros(out.shape, dtype=xp.uint8)
-    count = xp.zeros((n_dates, row1 - row0, col1 - col0), dtype=xp.int32)
+    out, code, count = blank_outputs(xp, tile)
     if out.size == 0:
         return out, code, count
     limits = xp.asarray([consts.dn_min, consts.dn_max, consts.min_change], dtype=xp.float64)

@@ -26,7 +26,13 @@ from numba import njit, prange
 
 from kernels._simd import MASK_BITS, trailing_zeros, within_mask64
 from kernels.estarfm import _formulas
-from kernels.estarfm._prepare import FEW_CANDIDATES, FITTED_V, OUT_OF_RANGE, UNIT_V
+from kernels.estarfm._prepare import (
+    FEW_CANDIDATES,
+    FITTED_V,
+    OUT_OF_RANGE,
+    UNIT_V,
+    blank_outputs,
+)
 from kernels.estarfm.params import MIN_CANDIDATES
 
 if TYPE_CHECKING:
@@ -212,35 +218,29 @@ def _predict_rows(
                             change[d, 0, b, oy, ox], change[d, 1, b, oy, ox],
                         )  # fmt: skip
                         code[d, b, oy, ox] = FEW_CANDIDATES
-                elif m == n:
-                    if total_all < 0.0:
-                        total_all = _coefficients(
-                            fine, coarse, cell, n, y, x, cols, consts, inverse_all, v_all,
-                            fitted_all,
-                        )  # fmt: skip
-                    _estimate(
-                        fine, coarse, c0, d, cell, n, inverse_all, total_all, centre_index, change,
-                        oy, ox, v_all, fitted_all, limits, sums, out, code,
-                    )  # fmt: skip
                 else:
-                    total = _coefficients(
-                        fine, coarse, subset, m, y, x, cols, consts, inverse_subset, v_subset,
-                        fitted_subset,
-                    )  # fmt: skip
+                    if m == n:  # every similar pixel valid in C0: coefficients shared by dates
+                        used, inverse, v, fitted = cell, inverse_all, v_all, fitted_all
+                        if total_all < 0.0:
+                            total_all = _coefficients(
+                                fine, coarse, cell, n, y, x, cols, consts, inverse, v, fitted
+                            )
+                        total = total_all
+                    else:
+                        used, inverse, v, fitted = subset, inverse_subset, v_subset, fitted_subset
+                        total = _coefficients(
+                            fine, coarse, subset, m, y, x, cols, consts, inverse, v, fitted
+                        )
                     _estimate(
-                        fine, coarse, c0, d, subset, m, inverse_subset, total, centre_index, change,
-                        oy, ox, v_subset, fitted_subset, limits, sums, out, code,
+                        fine, coarse, c0, d, used, m, inverse, total, centre_index, change,
+                        oy, ox, v, fitted, limits, sums, out, code,
                     )  # fmt: skip
 
 
 def predict(tile: TileArrays, consts: Constants) -> tuple[Any, Any, Any]:
     """Prediction, code and candidate count of every output pixel (NumPy in and out; see
     :mod:`kernels.estarfm._prepare`)."""
-    row0, row1, col0, col1 = tile.window
-    n_dates, n_bands = tile.coarse_pred.shape[:2]
-    out = np.full((n_dates, n_bands, row1 - row0, col1 - col0), np.nan)
-    code = np.zeros(out.shape, dtype=np.uint8)
-    count = np.zeros((n_dates, row1 - row0, col1 - col0), dtype=np.int32)
+    out, code, count = blank_outputs(np, tile)
     key = np.where(tile.pair_valid[None, None], tile.fine, np.nan).reshape(-1)
     _predict_rows(
         np.concatenate([key, np.full(MASK_BITS, np.nan)]),

@@ -139,3 +139,13 @@ def prepare_tile(
         xp.ascontiguousarray(change, dtype=xp.float64),
         window,
     )
+
+
+def blank_outputs(xp: Any, tile: TileArrays) -> tuple[Any, Any, Any]:
+    """The engines' outputs before any pixel is computed: NaN predictions, code
+    :data:`NO_PREDICTION`, no candidates."""
+    row0, row1, col0, col1 = tile.window
+    n_dates, n_bands = tile.coarse_pred.shape[:2]
+    prediction = xp.full((n_dates, n_bands, row1 - row0, col1 - col0), xp.nan)
+    code = xp.zeros(prediction.shape, dtype=xp.uint8)
+    return prediction, code, xp.zeros((n_dates, row1 - row0, col1 - col0), dtype=xp.int32)

@@ -29,6 +29,7 @@ from kernels.estarfm._prepare import (
     UNIT_V,
     Constants,
     TileArrays,
+    blank_outputs,
 )
 from kernels.estarfm.params import MIN_CANDIDATES, SIGNIFICANCE
 
@@ -36,10 +37,7 @@ from kernels.estarfm.params import MIN_CANDIDATES, SIGNIFICANCE
 def predict(tile: TileArrays, consts: Constants) -> tuple[Any, Any, Any]:
     """Prediction, code and candidate count of every output pixel (see module doc)."""
     row0, row1, col0, col1 = tile.window
-    n_dates, n_bands = tile.coarse_pred.shape[:2]
-    prediction = np.full((n_dates, n_bands, row1 - row0, col1 - col0), np.nan)
-    code = np.zeros(prediction.shape, dtype=np.uint8)
-    count = np.zeros((n_dates, row1 - row0, col1 - col0), dtype=np.int32)
+    prediction, code, count = blank_outputs(np, tile)
     with np.errstate(all="ignore"):
         for y in range(row0, row1):
             for x in range(col0, col1):
