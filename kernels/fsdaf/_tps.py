@@ -4,8 +4,9 @@ Two forms:
 
 * :func:`tps_exact`: the interpolating thin-plate spline (kernel ``r^2 log r`` plus an affine
   part) through all coarse centres of a block, evaluated at every fine pixel, as IDL's
-  ``MIN_CURVE_SURF(/TPS)``: SciPy's ``RBFInterpolator(kernel="thin_plate_spline")``. Its cost
-  is (nodes x fine pixels) per block, so the reference mode's blocks keep it linear in the image.
+  ``MIN_CURVE_SURF(/TPS)`` (the same function as SciPy's ``RBFInterpolator(kernel=
+  "thin_plate_spline")``, evaluated by a parallel numba loop). Its cost is (nodes x fine
+  pixels) per block, so the reference mode's blocks keep it linear in the image.
 * :func:`tps_local`: seamless mode. Each coarse pixel's fine pixels take the spline through the
   (2k+1)^2 coarse centres around it (the window shifted inside the grid at its borders). On a
   regular grid the spline is linear in the node values with weights that depend only on the
@@ -19,19 +20,58 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.interpolate import RBFInterpolator
+from numba import njit, prange
 
 
 def tps_exact(values: np.ndarray, centres: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``(band, n_points)``: the spline through ``values`` ``(band, n)`` at ``centres`` ``(n, 2)``
     evaluated at ``points`` ``(n_points, 2)`` (NaN nodes are left out; with fewer than 3 nodes or
-    nodes on a line, where the spline is not unique, the least-norm solution)."""
+    nodes on a line, where the spline is not unique, the least-squares solution).
+
+    The ``(n + 3)`` system is solved once; the sum over the nodes at every point runs in a
+    parallel numba loop (:func:`_evaluate`): about the CPU time of ``RBFInterpolator.__call__``
+    (3.2 s vs 4.0 s for 900 nodes x 480^2 points) but on every thread, and equal to it within
+    1e-9 of the data range (``tests/kernels/test_fsdaf.py``).
+    """
     usable = np.isfinite(values).all(axis=0)
-    try:
-        spline = RBFInterpolator(centres[usable], values[:, usable].T, kernel="thin_plate_spline")
-    except (ValueError, np.linalg.LinAlgError):  # < 3 nodes or all on a line: least norm
-        return values[:, usable] @ spline_weights(centres[usable], points).T
-    return np.asarray(spline(points)).T
+    nodes = centres[usable]
+    shift = nodes.mean(axis=0) if len(nodes) else np.zeros(2)
+    scale = max(float(np.ptp(nodes, axis=0).max()) if len(nodes) else 0.0, 1.0)
+    nodes = (nodes - shift) / scale  # the interpolant does not depend on shift and scale
+    n = len(nodes)
+    rhs = np.zeros((n + 3, values.shape[0]))
+    rhs[:n] = values[:, usable].T
+    coefficients = np.linalg.lstsq(_system(nodes), rhs, rcond=None)[0]
+    out = np.empty((values.shape[0], len(points)))
+    _evaluate(np.ascontiguousarray((points - shift) / scale), nodes, coefficients, out)
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _evaluate(points, nodes, coefficients, out):
+    n = nodes.shape[0]
+    for j in prange(points.shape[0]):
+        py, px = points[j, 0], points[j, 1]
+        for b in range(out.shape[0]):
+            out[b, j] = coefficients[n, b] + coefficients[n + 1, b] * py
+            out[b, j] += coefficients[n + 2, b] * px
+        for i in range(n):
+            r2 = (py - nodes[i, 0]) ** 2 + (px - nodes[i, 1]) ** 2
+            if r2 > 0.0:
+                phi = 0.5 * r2 * np.log(r2)
+                for b in range(out.shape[0]):
+                    out[b, j] += coefficients[i, b] * phi
+
+
+def _system(nodes: np.ndarray) -> np.ndarray:
+    """The interpolation system ``[[phi, P], [P^T, 0]]`` of a thin-plate spline at ``nodes``."""
+    n = len(nodes)
+    system = np.zeros((n + 3, n + 3))
+    system[:n, :n] = _phi(((nodes[:, None] - nodes[None]) ** 2).sum(-1))
+    system[:n, n] = system[n, :n] = 1.0
+    system[:n, n + 1 :] = nodes
+    system[n + 1 :, :n] = nodes.T
+    return system
 
 
 def _phi(r2: np.ndarray) -> np.ndarray:
@@ -44,11 +84,7 @@ def spline_weights(nodes: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``(n_points, n_nodes)`` cardinal weights: the spline's value at ``points`` is
     ``weights @ node_values``."""
     n = len(nodes)
-    system = np.zeros((n + 3, n + 3))
-    system[:n, :n] = _phi(((nodes[:, None] - nodes[None]) ** 2).sum(-1))
-    system[:n, n] = system[n, :n] = 1.0
-    system[:n, n + 1 :] = nodes
-    system[n + 1 :, :n] = nodes.T
+    system = _system(nodes)
     evaluate = np.concatenate(
         [_phi(((points[:, None] - nodes[None]) ** 2).sum(-1)), np.ones((len(points), 1)), points],
         axis=1,

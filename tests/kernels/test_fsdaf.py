@@ -222,3 +222,14 @@ def test_oracle_fsdaf_lgc_sim(shared_dir: Path) -> None:
     assert ((diff == 0).mean(axis=(1, 2)) >= 0.99).all() and diff.max() <= 1
     rmse = np.sqrt(((prediction - truth) ** 2).mean(axis=(1, 2)))
     np.testing.assert_allclose(rmse, ORACLE_RMSE, rtol=0.01)
+
+
+def test_exact_spline_equals_scipy_thin_plate_rbf() -> None:
+    from scipy.interpolate import RBFInterpolator
+
+    rng = np.random.default_rng(5)
+    centres = np.stack(np.indices((12, 10)).reshape(2, -1), axis=1) * 16.0 + 7.5
+    values = rng.normal(2000, 500, (3, len(centres)))
+    points = rng.uniform(0, 190, (500, 2))
+    scipy_tps = RBFInterpolator(centres, values.T, kernel="thin_plate_spline")(points).T
+    np.testing.assert_allclose(tps_exact(values, centres, points), scipy_tps, atol=1e-9 * 2000)
