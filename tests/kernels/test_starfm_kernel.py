@@ -394,3 +394,17 @@ def test_numba_matches_reference_on_windows_of_several_row_chunks(
     numba_result = starfm(**scene, **kwargs, engine="numba")
     _assert_same(numba_result, starfm(**scene, **kwargs, engine="reference"))
     assert np.isfinite(numba_result.prediction).mean() > 0.5
+
+
+@pytest.mark.parametrize(("pairs", "mode"), [(2, "usda"), (1, "usda"), (2, "paper")])
+def test_multi_date_equals_date_by_date(pairs: int, mode: str) -> None:
+    """The numba kernel weighs a pair group's dates together (sums of 4 dates side by side):
+    6 dates at once (one full group and one padded) == each date alone, bit for bit."""
+    scene = _scene(21, pairs, 6, fill_holes=True)
+    kwargs = dict(max_search_distance=120.0, mode=mode, engine="numba")
+    together = starfm(**scene, **kwargs)
+    for k in range(6):
+        alone = starfm(scene["fine"], scene["coarse"], scene["coarse_pred"][k : k + 1], **kwargs)
+        np.testing.assert_array_equal(together.prediction[k : k + 1], alone.prediction)
+        np.testing.assert_array_equal(together.quality[k : k + 1], alone.quality)
+    assert np.isfinite(together.prediction).mean() > 0.5
