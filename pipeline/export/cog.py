@@ -1,10 +1,14 @@
 """One cloud-optimised GeoTIFF per fused date, written window by window.
 
 The image is read from the store in windows of :data:`WINDOW` pixels a side (all bands) and
-written into a tiled work GeoTIFF; GDAL's COG driver then copies it into the final layout
-(512-px tiles, 2x average overviews down to one tile, compression, the IFDs before the data).
-Memory stays bounded by one window plus GDAL's block cache (:data:`GDAL_CACHE_MB`), whatever
-the image size: a 10000 x 10000 date needs well under 2 GiB (``python3 dev.py bench export``).
+written into a tiled, uncompressed work GeoTIFF beside the COG, which gets 2x average overviews
+down to one tile; GDAL's COG driver then copies both into the final layout (512-px tiles,
+compression, the IFDs before the data). The work file is uncompressed on purpose: GDAL rewrites
+overview blocks as its cache evicts them, which in place costs nothing but in a compressed file
+appends every version (an 8 GiB temporary file and minutes for one 10000 x 10000 date). It
+needs the raw size of the date on disk (4 bytes per pixel and band, plus a third) until the COG
+is written. Memory stays bounded by one window plus GDAL's block cache
+(:data:`GDAL_CACHE_MB`) whatever the image size (``python3 dev.py bench export``).
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import rasterio.shutil
 import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from pipeline.export import COMPRESSIONS
+from pipeline.simulate.cog import overview_shapes
 from pipeline.simulate.stac import BandSpec
 
 #: COG tile edge in pixels.
@@ -93,8 +99,6 @@ def write_cog(
         "blockxsize": COG_BLOCK,
         "blockysize": COG_BLOCK,
         "interleave": "pixel",
-        "compress": "zstd",
-        "zstd_level": 1,
         "bigtiff": "if_safer",
     }
     try:
@@ -109,6 +113,8 @@ def write_cog(
                     out.write(np.asarray(block, dtype=dtype), window=part)
                     if progress is not None:
                         progress()
+                levels = len(overview_shapes((rows, cols), COG_BLOCK))
+                out.build_overviews([2**k for k in range(1, levels + 1)], Resampling.average)
             rasterio.shutil.copy(
                 work,
                 path,
@@ -116,8 +122,7 @@ def write_cog(
                 compress=compress.upper(),
                 predictor="YES",
                 blocksize=COG_BLOCK,
-                overviews="IGNORE_EXISTING",
-                overview_resampling="AVERAGE",
+                overviews="AUTO",
                 bigtiff="IF_SAFER",
                 num_threads="ALL_CPUS",
             )
