@@ -142,8 +142,12 @@ def plot_quicklook(
     composites = composites_for(bands)
     panels = {**context, fused_label: fused, "truth": truth}
     ncols = len(panels) + 1
-    fig = Figure(layout="constrained", figsize=(3.2 * ncols, 3.3 * len(composites)))
-    axes = fig.subplots(len(composites), ncols, squeeze=False)
+    height = 3.3 * len(composites)
+    fig = Figure(figsize=(3.2 * ncols, height))  # fixed margins: constrained layout took half
+    axes = fig.subplots(len(composites), ncols, squeeze=False)  # the rendering time
+    fig.subplots_adjust(
+        left=0.01, right=0.96, bottom=0.02, top=1 - 0.75 / height, wspace=0.12, hspace=0.3
+    )
     for row, comp in zip(axes, composites, strict=True):
         ref = _select(truth, bands, comp.bands)
         if not np.isfinite(ref).any():
@@ -209,8 +213,9 @@ def plot_scatter(
         Figure title.
     """
     n = len(data)
-    fig = Figure(layout="constrained", figsize=(4.2 * n, 4.0))
+    fig = Figure(figsize=(4.2 * n, 4.0))  # fixed margins, as in plot_quicklook
     axes = fig.subplots(1, n, squeeze=False)
+    fig.subplots_adjust(left=0.85 / (4.2 * n), right=0.97, bottom=0.13, top=0.84, wspace=0.45)
     for ax, (band, (fused, truth)) in zip(axes[0], data.items(), strict=True):
         if fused.size == 0:
             _blank(ax, band, "no valid pixels")
