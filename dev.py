@@ -4,9 +4,10 @@
 ``lint`` runs ``ruff check``, ``ruff format --check`` and ``mypy`` (the type check); CI runs it
 before the tests.
 
-Every command first makes sure that ``.venv`` exists and matches ``requirements.lock``
-(creating it with the standard library ``venv`` and installing the pinned packages with
-``uv``), so a fresh machine needs nothing but Python 3.11.
+Every command first makes sure that ``.venv`` exists and matches ``requirements.lock`` and
+``requirements-learned.lock`` (the ``learned`` extra: PyTorch's CPU wheel), creating it with the
+standard library ``venv`` and installing the pinned packages with ``uv``, so a fresh machine needs
+nothing but Python 3.11.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 LOCK = ROOT / "requirements.lock"
+LEARNED_LOCK = ROOT / "requirements-learned.lock"
 STAMP = VENV / ".stfcube-lock-sha256"
 UV_VERSION = "0.13.9"
 
@@ -48,7 +50,8 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> None:
 
 def ensure_venv() -> dict[str, str]:
     """Create or refresh ``.venv`` from ``requirements.lock``; return the run environment."""
-    wanted = hashlib.sha256(LOCK.read_bytes() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    locks = LOCK.read_bytes() + LEARNED_LOCK.read_bytes()
+    wanted = hashlib.sha256(locks + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if not (_venv_python().exists() and STAMP.exists() and STAMP.read_text() == wanted):
         if not _venv_python().exists():
             _run([sys.executable, "-m", "venv", str(VENV)])
@@ -56,7 +59,7 @@ def ensure_venv() -> dict[str, str]:
         pip = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         _run([*pip, f"uv=={UV_VERSION}"])
         uv = str(VENV / "bin" / "uv")
-        _run([uv, "pip", "install", "--python", py, "-r", str(LOCK)])
+        _run([uv, "pip", "install", "--python", py, "-r", str(LOCK), "-r", str(LEARNED_LOCK)])
         _run([uv, "pip", "install", "--python", py, "--no-deps", "-e", str(ROOT)])
         STAMP.write_text(wanted)
     return _offline_environment()
