@@ -227,26 +227,6 @@ def parse_resolution_ratio(text: str | float | None) -> float | None:
     return value
 
 
-def ergas_resolution_ratio(
-    given: float | None, cubes: Sequence[xr.Dataset | None], notes: list[str]
-) -> float | None:
-    """ERGAS ``h/l``: ``given``, else ``1/coarse_ratio`` of the first cube that has one, else None.
-
-    A None result adds a note that ERGAS is not computed.
-    """
-    if given is not None:
-        return given
-    for cube in cubes:
-        ratio = None if cube is None else cube.attrs.get("coarse_ratio")
-        if ratio:
-            return 1.0 / float(ratio)
-    notes.append(
-        "ERGAS not computed: fine/coarse resolution ratio unknown (no coarse_ratio attribute); "
-        "pass resolution_ratio, e.g. 30/480"
-    )
-    return None
-
-
 # --------------------------------------------------------------------------------------------
 # Lazy arrays read by the metrics pass
 

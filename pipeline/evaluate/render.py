@@ -1,13 +1,15 @@
 """Documents of an evaluation: ``metrics.json``, ``metrics.csv``, ``report.md``, ``report.html``.
 
 Works on the JSON-ready report dictionary of :class:`pipeline.evaluate.EvaluationReport`, whose
-pictures are already written. ``report.html`` is self-contained: inline CSS and PNGs embedded as
-base64. The table and page helpers also serve :mod:`pipeline.evaluate.comparison`.
+pictures are already written. Both documents open with a summary (per band, mean over dates, with
+pixel count and coverage), then the run's provenance, the scales the metrics used, the per-date
+tables (with days from the nearest pair) and the pictures, which stay separate PNG files beside
+the documents (linked, so the HTML stays small). The table and page helpers also serve
+:mod:`pipeline.evaluate.comparison`.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import json
@@ -22,6 +24,9 @@ CSV_COLUMNS: tuple[str, ...] = (
     "band",
     "status",
     "count",
+    "truth_count",
+    "coverage",
+    "days_from_pair",
     *BAND_METRICS,
     *DATE_METRICS,
     "data_range",
@@ -51,7 +56,11 @@ def write_metrics(out_dir: Path, report: Mapping[str, Any]) -> None:
     ERGAS, and the ``mean`` rows.
     """
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    rows = [*report["per_band"], *({**r, "band": "all"} for r in report["per_date"])]
+    offsets = {r["date"]: r.get("days_from_pair") for r in report["per_date"]}
+    rows = [
+        *({**r, "days_from_pair": offsets.get(r["date"])} for r in report["per_band"]),
+        *({**r, "band": "all"} for r in report["per_date"]),
+    ]
     with (out_dir / "metrics.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -85,14 +94,35 @@ def html_table(
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f} %"
+
+
+def _summary_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per band, the mean over dates of the headline metrics, with count and coverage."""
+    header = ["band", "n", "coverage", "RMSE", "r", "SSIM", "bias"]
+    rows = [
+        [
+            r["band"],
+            format_value(r["count"]),
+            _percent(r.get("coverage")),
+            *(format_value(r[c]) for c in ("rmse", "r", "ssim", "bias")),
+        ]
+        for r in report["per_band"]
+        if r["date"] == MEAN_LABEL
+    ]
+    return header, rows
+
+
 def _band_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["date", "band", "status", "n", *BAND_METRICS]
+    header = ["date", "band", "status", "n", "coverage", *BAND_METRICS]
     rows = [
         [
             r["date"],
             r["band"],
             r["status"],
             format_value(r["count"]),
+            _percent(r.get("coverage")),
             *(format_value(r[c]) for c in BAND_METRICS),
         ]
         for r in report["per_band"]
@@ -101,17 +131,39 @@ def _band_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _date_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["date", "status", "n (all bands)", "SAM (°)", "ERGAS"]
+    header = ["date", "days from pair", "status", "n (pixel-bands)", "coverage", "SAM (°)", "ERGAS"]
     rows = [
         [
             r["date"],
+            format_value(r.get("days_from_pair")),
             r["status"],
             format_value(r["count"]),
+            _percent(r.get("coverage")),
             format_value(r["sam"]),
             format_value(r["ergas"]),
         ]
         for r in report["per_date"]
     ]
+    return header, rows
+
+
+def _offset_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Mean RMSE per band against the days from the nearest pair (dates pooled per offset)."""
+    offsets = {r["date"]: r.get("days_from_pair") for r in report["per_date"]}
+    bands = list(report["bands"])
+    header = ["days from pair", "dates", *(f"RMSE {b}" for b in bands)]
+    rows = []
+    for offset in sorted({o for o in offsets.values() if o is not None}):
+        dates = {d for d, o in offsets.items() if o == offset}
+        cells = []
+        for band in bands:
+            values = [
+                r["rmse"]
+                for r in report["per_band"]
+                if r["date"] in dates and r["band"] == band and r["rmse"] is not None
+            ]
+            cells.append(format_value(sum(values) / len(values) if values else None))
+        rows.append([str(offset), str(len(dates)), *cells])
     return header, rows
 
 
@@ -131,55 +183,83 @@ def _figures(report: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _settings_lines(report: Mapping[str, Any]) -> list[str]:
     s = report["settings"]
     ranges = ", ".join(f"{b} {format_value(v)}" for b, v in s["data_range"].items())
+    ratio_source = s.get("resolution_ratio_source")
     return [
         f"fused: {report['fused']} (method: {report.get('method') or 'unknown'})",
         f"truth: {report['truth']}",
         f"data range for SSIM/PSNR ({s['data_range_source']}): {ranges}",
-        f"ERGAS resolution ratio h/l: {format_value(s['resolution_ratio'])}",
+        f"ERGAS resolution ratio h/l: {format_value(s['resolution_ratio'])}"
+        + (f" ({ratio_source})" if ratio_source else ""),
         f"SSIM: {s['ssim_window']}x{s['ssim_window']} uniform window, K1={s['ssim_k1']}, "
         f"K2={s['ssim_k2']}",
         f"pictures decimated with stride {s['chip_stride']} (1 = full resolution)",
     ]
 
 
+def _provenance_lines(report: Mapping[str, Any]) -> list[str]:
+    p = report.get("provenance") or {}
+    if not p:
+        return []
+    pairs = p.get("pairs_used") or {}
+    used = "; ".join(f"{d} <- {', '.join(v)}" for d, v in sorted(pairs.items())) or "unknown"
+    params = json.dumps(p.get("parameters") or {}, sort_keys=True)
+    return [
+        f"method: {p.get('method') or 'unknown'}, stfcube {p.get('stfcube_version') or '?'}",
+        f"parameters: {params}",
+        f"pairs used: {used}",
+        f"source cube: {p.get('source_cube') or 'unknown'}",
+    ]
+
+
+def _sections(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of the report's tables, in reading order."""
+    return [
+        ("Summary (mean over dates)", *_summary_table(report)),
+        ("Per date (all bands)", *_date_table(report)),
+        ("Against days from the nearest pair", *_offset_table(report)),
+        ("Per date and band", *_band_table(report)),
+    ]
+
+
 def write_reports(out_dir: Path, report: Mapping[str, Any]) -> None:
-    """Write ``report.md`` (images linked) and ``report.html`` (self-contained) of an evaluation.
+    """Write ``report.md`` and ``report.html`` of an evaluation, both linking the pictures.
 
     The PNGs named in ``report["files"]`` must already be in ``out_dir``.
     """
     title = f"stfcube evaluation — {report.get('method') or 'fused'}"
-    band_header, band_rows = _band_table(report)
-    date_header, date_rows = _date_table(report)
     definitions = report["settings"]["definitions"]
-    md = [f"# {title}", "", *(f"- {line}" for line in _settings_lines(report)), ""]
+    sections = _sections(report)
+    summary, rest = sections[0], sections[1:]
+    md = [f"# {title}", "", f"## {summary[0]}", "", md_table(summary[1], summary[2]), ""]
+    md += ["## Run", "", *(f"- {line}" for line in _provenance_lines(report))]
+    md += [*(f"- {line}" for line in _settings_lines(report)), ""]
     if report["notes"]:
         md += ["## Notes", "", *(f"- {n}" for n in report["notes"]), ""]
-    md += ["## Per date (all bands)", "", md_table(date_header, date_rows), ""]
-    md += ["## Per date and band", "", md_table(band_header, band_rows), ""]
+    for name, header, rows in rest:
+        md += [f"## {name}", "", md_table(header, rows), ""]
     md += ["## Pictures", ""]
     md += [f"### {caption}\n\n![{caption}]({name})\n" for caption, name in _figures(report)]
     md += ["## Definitions", "", *(f"- **{k}**: {v}" for k, v in definitions.items()), ""]
     (out_dir / "report.md").write_text("\n".join(md))
 
     esc = html.escape
-    parts = [f"<h1>{esc(title)}</h1><ul>"]
+    parts = [f"<h1>{esc(title)}</h1>", f"<h2>{esc(summary[0])}</h2>"]
+    parts += [html_table(summary[1], summary[2]), "<h2>Run</h2><ul>"]
+    parts += [f"<li>{esc(line)}</li>" for line in _provenance_lines(report)]
     parts += [f"<li>{esc(line)}</li>" for line in _settings_lines(report)]
     parts.append("</ul>")
     if report["notes"]:
         parts.append('<h2>Notes</h2><ul class="notes">')
         parts += [f"<li>{esc(n)}</li>" for n in report["notes"]]
         parts.append("</ul>")
-    parts += ["<h2>Per date (all bands)</h2>", html_table(date_header, date_rows)]
+    for name, header, rows in rest:
+        parts += [f"<h2>{esc(name)}</h2>", html_table(header, rows)]
+    parts.append("<h2>Pictures</h2>")
     parts += [
-        "<h2>Per date and band</h2>",
-        html_table(band_header, band_rows),
-        "<h2>Pictures</h2>",
+        f'<h3>{esc(caption)}</h3><a href="{esc(name)}"><img alt="{esc(caption)}" '
+        f'src="{esc(name)}" loading="lazy"></a>'
+        for caption, name in _figures(report)
     ]
-    for caption, name in _figures(report):
-        data = base64.b64encode((out_dir / name).read_bytes()).decode("ascii")
-        parts.append(
-            f'<h3>{esc(caption)}</h3><img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
-        )
     parts.append("<h2>Definitions</h2><ul>")
     parts += [f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in definitions.items()]
     parts.append("</ul>")

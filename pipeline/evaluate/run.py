@@ -2,8 +2,11 @@
 
 :func:`evaluate` opens a fused store (schema ``fused/1``) and a truth cube (schema ``cube/1``, whose
 ``fine`` variable is the truth and ``fine_valid`` its mask), computes per date and band RMSE, MAE,
-bias, Pearson r, R², SSIM, PSNR and global UIQI, and per date SAM and ERGAS, in one dask pass over
-the chunks (plus one pass over the truth for its data range unless ``data_range`` is given). Each
+bias, Pearson r, R², SSIM, PSNR and global UIQI, the pixel count and the coverage (share of the
+valid truth pixels predicted), and per date SAM (multi-band data) and ERGAS, in one dask pass over
+the chunks plus one pass over the truth (its valid pixels and extremes). The scales the metrics
+use (data range, ERGAS ratio) come from the cubes, never from the pixels a run covered
+(:mod:`~pipeline.evaluate.scales`). Each
 chunk is reduced to a few mergeable partial sums (:mod:`kernels.metrics`), so memory stays bounded
 by a few chunks whatever the cube size. Decimated chips for quicklooks and scatter plots are read
 in the same pass.
@@ -37,7 +40,7 @@ from pipeline.evaluate.figures import (
 from pipeline.evaluate.inputs import (
     align_inputs,
     check_same_grid,
-    ergas_resolution_ratio,
+    iso_dates,
     open_fused,
     open_source_cube,
     open_truth,
@@ -46,10 +49,18 @@ from pipeline.evaluate.inputs import (
     select_dates,
     truth_cube,
 )
-from pipeline.evaluate.reduce import MAX_CHIP, compute_partials, data_ranges
+from pipeline.evaluate.reduce import MAX_CHIP, compute_partials
 from pipeline.evaluate.render import write_metrics, write_reports
-from pipeline.evaluate.tables import DEFINITIONS, STATUS_EMPTY, band_rows, date_rows
+from pipeline.evaluate.scales import choose_data_ranges, ergas_resolution_ratio, summarise_truth
+from pipeline.evaluate.tables import (
+    DEFINITIONS,
+    MEAN_LABEL,
+    STATUS_EMPTY,
+    band_rows,
+    date_rows,
+)
 from pipeline.store.atomic import REPORT_MARKER, check_output_folder, staged
+from pipeline.store.fused import json_attr
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,8 @@ class EvaluationReport:
         The evaluated fused store.
     truth : str
         The truth as given (cube path, or the scenes' source).
+    truth_id : str
+        The truth's absolute path (a URL as given): what :func:`compare` checks.
     method : str or None
         Fusion method named by the fused store.
     dates, bands : tuple of str
@@ -75,7 +88,11 @@ class EvaluationReport:
     date_rows : tuple of dict
         One row per date (``date``, ``status``, ``count``, ``sam``, ``ergas``), then ``mean``.
     settings : dict
-        Data ranges, resolution ratio, SSIM window and the metric definitions.
+        Data ranges and their source, resolution ratio and its source, SSIM window and the
+        metric definitions.
+    provenance : dict
+        What the fused store says of its run: method, parameters, pairs used per date,
+        stfcube version, source cube.
     files : dict
         Written files by role, relative to ``out_dir``.
     notes : tuple of str
@@ -85,12 +102,14 @@ class EvaluationReport:
     out_dir: Path
     fused_path: Path
     truth: str
+    truth_id: str
     method: str | None
     dates: tuple[str, ...]
     bands: tuple[str, ...]
     band_rows: tuple[dict[str, Any], ...]
     date_rows: tuple[dict[str, Any], ...]
     settings: dict[str, Any]
+    provenance: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
@@ -100,10 +119,12 @@ class EvaluationReport:
             "stfcube_report": "evaluation/1",
             "fused": str(self.fused_path),
             "truth": self.truth,
+            "truth_id": self.truth_id,
             "method": self.method,
             "dates": list(self.dates),
             "bands": list(self.bands),
             "settings": self.settings,
+            "provenance": self.provenance,
             "per_band": [dict(row) for row in self.band_rows],
             "per_date": [dict(row) for row in self.date_rows],
             "files": dict(self.files),
@@ -166,15 +187,17 @@ def evaluate(
     bands : sequence of str, optional
         Band names; default all bands in both.
     resolution_ratio : float or str, optional
-        ERGAS ``h/l`` (fine / coarse pixel size, e.g. ``30/480``); default ``1/coarse_ratio`` of
-        the source or truth cube. ERGAS is omitted (with a note) when unknown.
+        ERGAS ``h/l`` (fine / coarse pixel size, e.g. ``30/480``); default from the native
+        coarse grid of the source or truth cube, else their ``coarse_ratio`` when above 1.
+        ERGAS is omitted (with a note) when unknown.
     points : sequence of (x, y), optional
         Time-series locations in CRS units.
     pixels : sequence of (row, col), optional
         Time-series locations in pixel indices. Default (neither given): the centre pixel.
     data_range : float, optional
-        Data range ``L`` for SSIM and PSNR; default per band ``max − min`` of the valid truth
-        over the evaluated dates (one extra pass over the truth).
+        Data range ``L`` for SSIM and PSNR; default the truth's nominal range (its
+        ``valid_range``, or its units: ``reflectance x 10000`` spans 10000, ``NDVI x 10000``
+        20000), else per band ``max − min`` of the valid truth over the evaluated dates.
     source_cube : str or Path, optional
         Cube the fusion read (coarse and base fine for the pictures); default the fused
         store's ``source_cube`` attribute.
@@ -211,15 +234,23 @@ def evaluate(
         locations = series_locations(fused_ds, points, pixels, notes)
         with staged_report_dir(out_dir, overwrite, (fused_path, truth)) as staging:
             source = open_source_cube(fused_ds, fused_path, source_cube, notes)
-            ratio = ergas_resolution_ratio(ratio, (source, truth_ds), notes)
+            ratio, ratio_source = ergas_resolution_ratio(ratio, (source, truth_ds), notes)
             inputs = align_inputs(fused_ds, truth_ds, sel_dates, sel_bands)
-            ranges = data_ranges(data_range, inputs, sel_bands, notes)
+            summary = summarise_truth(inputs)
+            ranges, range_source = choose_data_ranges(
+                data_range, truth_ds["fine"], summary, sel_bands, notes
+            )
             partials, chips = compute_partials(inputs, ranges, max_chip)
-            b_rows = band_rows(partials, sel_dates, sel_bands, ranges)
-            d_rows = date_rows(partials, sel_dates, b_rows, ratio)
+            b_rows = band_rows(partials, sel_dates, sel_bands, ranges, summary.counts)
+            provenance = run_provenance(fused_ds)
+            offsets = days_from_pair(provenance["pairs_used"], sel_dates)
+            d_rows = date_rows(partials, sel_dates, b_rows, ratio, offsets)
             notes.extend(
                 f"{r['date']}: no valid pixels" for r in d_rows if r["status"] == STATUS_EMPTY
             )
+            notes.extend(coverage_notes(d_rows))
+            if len(sel_bands) < 2:
+                notes.append("SAM not computed: it needs more than one band")
             method = fused_ds.attrs.get("method")
             picks = picture_indices(len(sel_dates), max_pictures)
             files = {"metrics_json": "metrics.json", "metrics_csv": "metrics.csv"}
@@ -233,12 +264,16 @@ def evaluate(
                 out_dir=out_dir,
                 fused_path=fused_path,
                 truth=str(truth),
+                truth_id=truth_identity(truth),
                 method=method,
                 dates=tuple(sel_dates),
                 bands=tuple(sel_bands),
                 band_rows=tuple(b_rows),
                 date_rows=tuple(d_rows),
-                settings=_settings(sel_bands, ranges, data_range is not None, ratio, chips.stride),
+                settings=_settings(
+                    sel_bands, (ranges, range_source), (ratio, ratio_source), chips.stride
+                ),
+                provenance=provenance,
                 files=files,
                 notes=tuple(notes),
             )
@@ -247,18 +282,57 @@ def evaluate(
     return report
 
 
+def truth_identity(truth: str | Path) -> str:
+    """The truth's absolute path, or a URL as given: equal for reports of the same truth."""
+    text = str(truth)
+    return text if "://" in text else str(Path(text).resolve())
+
+
+def run_provenance(fused: Any) -> dict[str, Any]:
+    """Method, parameters, pairs used per date, version and source cube of a fused store."""
+    attrs = fused.attrs
+    return {
+        "method": attrs.get("method"),
+        "parameters": json_attr(attrs, "parameters"),
+        "pairs_used": json_attr(attrs, "pairs_used"),
+        "stfcube_version": attrs.get("stfcube_version"),
+        "source_cube": attrs.get("source_cube"),
+    }
+
+
+def days_from_pair(pairs_used: dict[str, Any], dates: Sequence[str]) -> dict[str, int | None]:
+    """Days from each date to the nearest pair it was predicted from (None where unknown)."""
+    out: dict[str, int | None] = {}
+    for date in dates:
+        pairs = iso_dates(pairs_used.get(date) or [])
+        day = np.datetime64(date, "D")
+        gaps = [abs(int((np.datetime64(p, "D") - day).astype(int))) for p in pairs]
+        out[date] = min(gaps) if gaps else None
+    return out
+
+
+def coverage_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A note for every date whose prediction leaves valid truth pixels out."""
+    return [
+        f"{r['date']}: {r['truth_count'] - r['count']:,} of {r['truth_count']:,} valid truth "
+        f"pixel-bands not predicted (coverage {r['coverage']:.2%}): its metrics cover the rest only"
+        for r in rows
+        if r["date"] != MEAN_LABEL and r["coverage"] is not None and r["coverage"] < 1
+    ]
+
+
 def _settings(
     bands: Sequence[str],
-    ranges: np.ndarray,
-    range_given: bool,
-    resolution_ratio: float | None,
+    ranges: tuple[np.ndarray, str],
+    resolution_ratio: tuple[float | None, str],
     chip_stride: int,
 ) -> dict[str, Any]:
-    """The ``settings`` of an :class:`EvaluationReport`."""
+    """The ``settings`` of an :class:`EvaluationReport`: the scales and where they come from."""
     return {
-        "data_range": dict(zip(bands, map(float, ranges), strict=True)),
-        "data_range_source": "given" if range_given else "truth max - min",
-        "resolution_ratio": resolution_ratio,
+        "data_range": dict(zip(bands, map(float, ranges[0]), strict=True)),
+        "data_range_source": ranges[1],
+        "resolution_ratio": resolution_ratio[0],
+        "resolution_ratio_source": resolution_ratio[1],
         "ssim_window": km.SSIM_WIN_SIZE,
         "ssim_k1": km.SSIM_K1,
         "ssim_k2": km.SSIM_K2,

@@ -37,11 +37,15 @@ DEFINITIONS: dict[str, str] = {
     "uiqi": "universal image quality index Q (Wang & Bovik 2002), global form: one window over "
     "all valid pixels",
     "sam": "spectral angle mapper: mean over pixels valid in every band of "
-    "arccos(<fused, truth> / (|fused| |truth|)), degrees",
+    "arccos(<fused, truth> / (|fused| |truth|)), degrees; multi-band data only",
     "ergas": "100 * (h/l) * sqrt(mean_b (RMSE_b / mean(truth_b))^2), h/l = fine / coarse pixel "
     "size (resolution_ratio)",
+    "count": "pixels evaluated: valid in the truth and predicted (finite) by the run",
+    "coverage": "count / valid truth pixels: the share of the truth the run predicted; runs "
+    "with a lower coverage are measured on fewer (often easier) pixels",
+    "days_from_pair": "days from the prediction date to the nearest pair the run used",
     "mean": "rows dated 'mean' average the per-date values over dates with valid pixels; "
-    "their count is the total",
+    "their counts are the totals, their coverage the total count over the total truth pixels",
 }
 
 
@@ -54,10 +58,22 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def coverage(count: int, truth_count: int) -> float | None:
+    """Share of the valid truth pixels that were evaluated (None without truth pixels)."""
+    return count / truth_count if truth_count else None
+
+
 def band_rows(
-    partials: Partials, dates: Sequence[str], bands: Sequence[str], data_range: np.ndarray
+    partials: Partials,
+    dates: Sequence[str],
+    bands: Sequence[str],
+    data_range: np.ndarray,
+    truth_counts: np.ndarray,
 ) -> list[dict[str, Any]]:
-    """Per-(date, band) metric rows, then one ``mean`` row per band."""
+    """Per-(date, band) metric rows, then one ``mean`` row per band.
+
+    ``truth_counts`` (date, band) holds the valid truth pixels each row's coverage divides by.
+    """
     m = partials.moments
     with np.errstate(invalid="ignore", divide="ignore"):
         ssim = np.where(partials.ssim_count > 0, partials.ssim_sum / partials.ssim_count, np.nan)
@@ -77,12 +93,14 @@ def band_rows(
     rows = []
     for ti, date in enumerate(dates):
         for bi, band in enumerate(bands):
-            n = int(count[ti, bi])
+            n, n_truth = int(count[ti, bi]), int(truth_counts[ti, bi])
             row: dict[str, Any] = {
                 "date": date,
                 "band": band,
                 "status": STATUS_OK if n else STATUS_EMPTY,
                 "count": n,
+                "truth_count": n_truth,
+                "coverage": coverage(n, n_truth),
                 "data_range": float(data_range[bi]),
             }
             row.update({k: _clean(v[ti, bi]) if n else None for k, v in values.items()})
@@ -100,6 +118,8 @@ def _mean_row(
     out: dict[str, Any] = {"date": MEAN_LABEL, **keys}
     out["status"] = STATUS_OK if used else STATUS_EMPTY
     out["count"] = int(sum(r["count"] for r in rows))
+    out["truth_count"] = int(sum(r["truth_count"] for r in rows))
+    out["coverage"] = coverage(out["count"], out["truth_count"])
     for col in columns:
         vals = [r[col] for r in used if r.get(col) is not None and math.isfinite(r[col])]
         out[col] = float(np.mean(vals)) if vals else None
@@ -111,12 +131,19 @@ def date_rows(
     dates: Sequence[str],
     rows_by_band: Sequence[Mapping[str, Any]],
     resolution_ratio: float | None,
+    days_from_pair: Mapping[str, int | None],
 ) -> list[dict[str, Any]]:
-    """Per-date SAM and ERGAS rows, then a ``mean`` row."""
+    """Per-date SAM (multi-band data only) and ERGAS rows, then a ``mean`` row.
+
+    A date's ``count`` and ``truth_count`` sum its bands'; ``days_from_pair`` gives each date's
+    distance to the nearest pair used (None where unknown).
+    """
+    multiband = len({r["band"] for r in rows_by_band}) > 1
     rows = []
     for ti, date in enumerate(dates):
         n = int(partials.sam_count[ti])
-        band_stats = [r for r in rows_by_band if r["date"] == date and r["status"] == STATUS_OK]
+        dated = [r for r in rows_by_band if r["date"] == date]
+        band_stats = [r for r in dated if r["status"] == STATUS_OK]
         ergas = None
         if resolution_ratio is not None and band_stats:
             ergas = km.ergas_from_band_stats(
@@ -124,12 +151,17 @@ def date_rows(
                 [r["mean_truth"] for r in band_stats],
                 resolution_ratio,
             )
-        sam = partials.sam_sum[ti] / n if n else None
+        sam = partials.sam_sum[ti] / n if n and multiband else None
+        count, n_truth = sum(r["count"] for r in dated), sum(r["truth_count"] for r in dated)
         rows.append(
             {
                 "date": date,
                 "status": STATUS_OK if band_stats else STATUS_EMPTY,
-                "count": n,
+                "days_from_pair": days_from_pair.get(date),
+                "count": count,
+                "truth_count": n_truth,
+                "coverage": coverage(count, n_truth),
+                "sam_count": n if multiband else 0,
                 "sam": _clean(sam),
                 "ergas": _clean(ergas),
             }
