@@ -7,10 +7,15 @@ in one flow run on one Dask cluster (the region's ``runner``).
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 from prefect import flow
 
 from flows.evaluate import evaluate_stage
@@ -21,6 +26,29 @@ from pipeline.engine.run import FuseReport
 from pipeline.evaluate.run import EvaluationReport
 from pipeline.ingest.scenes import IngestReport
 from pipeline.ops.update import RegionConfig, as_region_config
+
+
+@dataclass(frozen=True)
+class StageTime:
+    """Wall time of a stage and how busy it kept the machine's cores."""
+
+    wall_s: float
+    cpu_busy: float
+    """CPU time of this process (user + system, every thread: the local Dask workers are
+    threads) over wall time x cores, in [0, 1]; workers in other processes are not counted."""
+
+
+@contextmanager
+def stage_clock(times: dict[str, StageTime], name: str) -> Iterator[None]:
+    """Record the :class:`StageTime` of the block under ``name``."""
+    process = psutil.Process()
+    cpu0, wall0 = sum(process.cpu_times()[:2]), time.perf_counter()
+    try:
+        yield
+    finally:
+        wall = time.perf_counter() - wall0
+        cpu = sum(process.cpu_times()[:2]) - cpu0
+        times[name] = StageTime(wall, cpu / max(wall, 1e-9) / (os.cpu_count() or 1))
 
 
 @dataclass
@@ -34,6 +62,8 @@ class UpdateReport:
     skipped: dict[str, str] = field(default_factory=dict)
     """Dates the method cannot predict (e.g. after the last fine image for a two-pair method),
     with the reason."""
+    stage_times: dict[str, StageTime] = field(default_factory=dict)
+    """Wall time and core use of each stage (``ingest``, ``fuse``, ``evaluate``)."""
 
     @property
     def dates_computed(self) -> list[str]:
@@ -52,16 +82,28 @@ class UpdateReport:
         lines += [f"skipped {day}: {why}" for day, why in sorted(self.skipped.items())]
         if self.evaluation is not None:
             lines.append(f"evaluation -> {self.evaluation.out_dir}")
+        if self.stage_times:
+            lines.append(
+                "time: "
+                + ", ".join(
+                    f"{name} {t.wall_s:.1f} s ({t.cpu_busy:.0%} of the cores)"
+                    for name, t in self.stage_times.items()
+                )
+            )
         return "\n".join(lines)
 
 
 @flow(name="update-region", log_prints=True)
 def update_region(config: RegionConfig) -> UpdateReport:
     """Ingest, fuse and evaluate one region (the body of :func:`update_flow`)."""
-    ingested = ingest_stage(config)
-    fused = fuse_stage(config)
-    evaluation = evaluate_stage(config)
-    report = UpdateReport(config.name, ingested, fused.reports, evaluation, fused.skipped)
+    times: dict[str, StageTime] = {}
+    with stage_clock(times, "ingest"):
+        ingested = ingest_stage(config)
+    with stage_clock(times, "fuse"):
+        fused = fuse_stage(config)
+    with stage_clock(times, "evaluate"):
+        evaluation = evaluate_stage(config)
+    report = UpdateReport(config.name, ingested, fused.reports, evaluation, fused.skipped, times)
     print(report.summary())
     return report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -80,8 +81,12 @@ def demo_command(
         screen.print(f"using the existing site {site} (--overwrite starts afresh)")
     else:
         out_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
         summary = simulate_site(site, size=size, days=days, seed=seed)
-        screen.print(f"simulated {size}x{size} px, {days} days -> {summary.out_dir}")
+        screen.print(
+            f"simulated {size}x{size} px, {days} days -> {summary.out_dir} "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
     report = run_update(demo_region(out_dir, tile))
     screen.print(report.summary())
     screen.print(
