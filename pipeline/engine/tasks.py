@@ -24,7 +24,9 @@ from pipeline.engine.methods.base import InputSpec, TileInputs
 from pipeline.engine.methods.registry import get_method, method_state
 from pipeline.errors import ConfigError
 from pipeline.geometry.tiling import Tile, clip_window, pad_spatial
-from pipeline.store.chunks import array_in, dense_array
+from pipeline.store.chunks import array_in
+from pipeline.store.fused import write_tile
+from pipeline.store.metadata import open_group
 
 
 @dataclass(frozen=True)
@@ -183,23 +185,16 @@ def run_tile(task: TileTask) -> str:
     missing = set(task.layers) - set(result.layers)
     if missing:
         raise ConfigError(f"{task.method} returned no layer(s) {sorted(missing)} it declared")
-    out = zarr.open_group(task.out_path, mode="r+")
     t = task.tile
-    for name, values in (("fused", result.prediction), *result.layers.items()):
-        if name != "fused" and name not in task.layers:
-            continue
-        array = dense_array(out, name)
-        for k, ti in enumerate(task.out_index):
-            array[ti, ..., t.row0 : t.row1, t.col0 : t.col1] = values[k]
-    done = array_in(out, "tile_done")
-    for ti in task.out_index:
-        done[ti, t.ty, t.tx] = 1
+    values = {"fused": result.prediction}
+    values.update((name, v) for name, v in result.layers.items() if name in task.layers)
+    write_tile(task.out_path, t, task.out_index, values)
     return t.key
 
 
 def pending_tasks(out_path: Path, tasks: list[TileTask]) -> list[TileTask]:
     """The tasks whose tiles are not yet marked done for every date of their group."""
-    done = np.asarray(array_in(zarr.open_group(str(out_path), mode="r"), "tile_done")[...])
+    done = np.asarray(array_in(open_group(out_path), "tile_done")[...])
     return [t for t in tasks if not all(done[i, t.tile.ty, t.tile.tx] for i in t.out_index)]
 
 

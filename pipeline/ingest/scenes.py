@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING
 import dask.array as da
 import numpy as np
 import xarray as xr
-import zarr
 
 if TYPE_CHECKING:
     from pipeline.ingest.catalog.ingest import CatalogQuery
@@ -74,6 +73,7 @@ from pipeline.store.cube import (
     write_date,
     write_new_cube,
 )
+from pipeline.store.metadata import consolidate, open_group
 
 #: Lazy (values, valid) arrays of one image: (band, y, x) float32 and (y, x) bool.
 Layer = tuple[da.Array, da.Array]
@@ -475,7 +475,7 @@ def open_existing_cube(path: Path) -> xr.Dataset | None:
 def record_sources(cube_path: Path, paths: dict[ImageKey, str]) -> None:
     """Merge the file each written image came from into ``fine_sources``/``coarse_sources``
     (date -> path), so later messages (an unusable pair in ``fuse``) can name it."""
-    group = zarr.open_group(str(cube_path), mode="r+", zarr_format=3)
+    group = open_group(cube_path, mode="r+")
     updates: dict[str, dict[str, str]] = {}
     for (sensor, day), path in paths.items():
         name = f"{sensor}_sources"
@@ -485,6 +485,7 @@ def record_sources(cube_path: Path, paths: dict[ImageKey, str]) -> None:
         updates[name][str(day)] = path
     if updates:
         group.attrs.update(updates)
+        consolidate(cube_path)
 
 
 def _cube_attrs(stack: SceneStack, plan: IngestPlan, resampling: str) -> dict[str, str | int]:

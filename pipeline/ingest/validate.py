@@ -39,6 +39,7 @@ from pipeline.ingest.sanity import (
     check_units,
 )
 from pipeline.store.cube import cube_grid, native_cube_grid
+from pipeline.store.metadata import stated_units
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,7 @@ def plan_ingest(
             raise InputError(
                 stack.source, f"bands {list(band_names)} differ from the cube's {list(cube_bands)}"
             )
-        stated = (cube[v].attrs.get("units") for v in ("fine", "coarse") if v in cube)
+        stated = (stated_units(cube[v].attrs) for v in ("fine", "coarse") if v in cube)
         cube_units = str(next((u for u in stated if u), stack.units))
         if cube_units != stack.units:
             raise InputError(

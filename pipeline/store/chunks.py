@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from pipeline.errors import InputError
@@ -48,9 +49,57 @@ class UndecodableChunkError(Exception):
 
 
 def chunk_exists(array: zarr.Array, coords: tuple[int, ...]) -> bool:
-    """Whether the chunk ``coords`` (index in the chunk grid) of ``array`` is in its store."""
-    key = f"{array.path}/{array.metadata.encode_chunk_key(coords)}".lstrip("/")
-    return bool(sync(array.store.exists(key)))
+    """Whether the chunk ``coords`` (index in the chunk grid) of ``array`` is in its store.
+
+    In a sharded array (:mod:`pipeline.store.layout`) the chunk is looked up in its shard's
+    index: it exists when the shard exists and its index entry is not empty.
+    """
+    if array.shards is None:
+        key = f"{array.path}/{array.metadata.encode_chunk_key(coords)}".lstrip("/")
+        return bool(sync(array.store.exists(key)))
+    per_shard = tuple(s // c for s, c in zip(array.shards, array.chunks, strict=True))
+    shard = tuple(i // n for i, n in zip(coords, per_shard, strict=True))
+    index = shard_index(array, shard)
+    if index is None:
+        return False
+    local = tuple(i % n for i, n in zip(coords, per_shard, strict=True))
+    return bool((index[local] != _EMPTY_ENTRY).any())
+
+
+#: Offset and length of a chunk that a shard does not hold (the sharding specification).
+_EMPTY_ENTRY = np.uint64(2**64 - 1)
+
+
+def shard_index(array: zarr.Array, shard: tuple[int, ...]) -> np.ndarray | None:
+    """The index of one shard, ``(*chunks_per_shard, 2)`` uint64 (offset, length), or ``None``
+    when the shard is not in the store.
+
+    Read as the Zarr v3 sharding specification lays it out (little-endian uint64 pairs, a CRC32C
+    checksum after them when the index codecs include one), at the shard's end or start.
+
+    Raises
+    ------
+    UndecodableChunkError
+        When the shard is too short to hold its index.
+    """
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+
+    codec = array.metadata.codecs[0]
+    per_shard = tuple(s // c for s, c in zip(array.shards or (), array.chunks, strict=True))
+    checksum = any(type(c).__name__ == "Crc32cCodec" for c in getattr(codec, "index_codecs", ()))
+    size = 16 * int(np.prod(per_shard)) + 4 * checksum
+    at_start = str(getattr(codec, "index_location", "end")).endswith("start")
+    request: OffsetByteRequest | RangeByteRequest | SuffixByteRequest = (
+        RangeByteRequest(0, size) if at_start else SuffixByteRequest(size)
+    )
+    key = f"{array.path}/{array.metadata.encode_chunk_key(shard)}".lstrip("/")
+    buffer = sync(array.store.get(key, prototype=default_buffer_prototype(), byte_range=request))
+    if buffer is None:
+        return None
+    raw = buffer.to_bytes()
+    if len(raw) != size:
+        raise UndecodableChunkError(shard, f"shard of {len(raw)} bytes holds no index")
+    return np.frombuffer(raw[: size - 4 * checksum], dtype="<u8").reshape(*per_shard, 2)
 
 
 def chunk_region(array: zarr.Array, coords: tuple[int, ...]) -> tuple[slice, ...]:

@@ -41,6 +41,19 @@ from pipeline.errors import InputError, OutputError
 from pipeline.geometry.grid import Grid
 from pipeline.store.atomic import staged
 from pipeline.store.journal import has_journal, journaled_write, roll_back
+from pipeline.store.layout import cube_shard_edge
+from pipeline.store.metadata import (
+    NATIVE_VARIABLES,
+    band_coords,
+    consolidate,
+    geozarr_attrs,
+    open_group,
+    stated_units,
+    value_attrs,
+    with_time_attrs,
+    write_grid_mappings,
+)
+from pipeline.store.metadata import TIME_ENCODING as TIME_ENCODING
 
 #: Value of the ``stfcube_schema`` attribute.
 SCHEMA = "cube/1"
@@ -52,14 +65,14 @@ COMMON_UNITS = "reflectance x 10000"
 COMMON_UNIT_FACTOR = 10000.0
 #: Zstandard level of the data chunks.
 ZSTD_LEVEL = 3
-#: Daily time axis, stored exactly as integer days.
-TIME_ENCODING = {
-    "units": "days since 1970-01-01",
-    "calendar": "proleptic_gregorian",
-    "dtype": "int64",
-}
 #: Per-variable attributes describing the decoding from the sources.
 SOURCE_ATTRS = ("source_scale", "source_offset", "source_nodata")
+#: ``long_name`` of each value variable.
+LONG_NAMES = {
+    "fine": "fine-resolution image",
+    "coarse": "coarse image resampled onto the fine grid",
+    "coarse_native": "coarse image on its native grid",
+}
 
 _DATA_DIMS = ("time", "band", "y", "x")
 _VALID_DIMS = ("time", "y", "x")
@@ -174,7 +187,9 @@ def validate_cube(ds: xr.Dataset, path: str | Path | None = None) -> None:
 
 def cube_grid(ds: xr.Dataset) -> Grid:
     """The fine grid of a cube (CRS from ``spatial_ref``, transform from its GeoTransform)."""
-    return Grid(ds.rio.crs, ds.rio.transform(recalc=False), ds.sizes["y"], ds.sizes["x"])
+    fine = ds.drop_vars([n for n in ds.variables if "y_coarse" in ds[n].dims or n in NATIVE_VARIABLES])
+    fine = fine.drop_vars([n for n in fine.coords if str(n).startswith("spatial_ref_")])
+    return Grid(fine.rio.crs, fine.rio.transform(recalc=False), ds.sizes["y"], ds.sizes["x"])
 
 
 def native_cube_grid(ds: xr.Dataset) -> Grid | None:
@@ -200,11 +215,26 @@ def empty_layer(nbands: int, shape: tuple[int, int], chunk: int) -> tuple[da.Arr
     return values, valid
 
 
-def _stack(layers: Sequence[tuple[da.Array, da.Array]], chunk: int) -> tuple[da.Array, da.Array]:
+def _stack(
+    layers: Sequence[tuple[da.Array, da.Array]], chunk: int
+) -> tuple[da.Array, da.Array, dict[str, Any], dict[str, Any]]:
+    """Values and validity of all dates with one dask chunk per stored object, and their
+    Zarr encodings: a stored chunk, or a shard and its inner chunks (:mod:`pipeline.store.layout`).
+    """
     values = da.stack([v for v, _ in layers])
     valid = da.stack([m for _, m in layers])
-    cy, cx = min(chunk, values.shape[2]), min(chunk, values.shape[3])
-    return values.rechunk((1, 1, cy, cx)), valid.rechunk((1, cy, cx))
+    n_b, rows, cols = values.shape[1:]
+    cy, cx = min(chunk, rows), min(chunk, cols)
+    edge = cube_shard_edge((rows, cols), chunk)
+    if edge is None:
+        return values.rechunk((1, 1, cy, cx)), valid.rechunk((1, cy, cx)), {}, {}
+    sy, sx = min(edge, -(-rows // cy) * cy), min(edge, -(-cols // cx) * cx)
+    return (
+        values.rechunk((1, n_b, sy, sx)),
+        valid.rechunk((1, sy, sx)),
+        {"chunks": (1, 1, cy, cx), "shards": (1, n_b, sy, sx)},
+        {"chunks": (1, cy, cx), "shards": (1, sy, sx)},
+    )
 
 
 def build_dataset(
@@ -255,6 +285,7 @@ def build_dataset(
         "band": np.asarray(list(band_names), dtype=object),
         "y": grid.y_coords(),
         "x": grid.x_coords(),
+        **band_coords(band_names),
     }
     for sensor in SENSORS:
         if sensor in layers:
@@ -267,16 +298,31 @@ def build_dataset(
             if stem == "coarse_native"
             else (_DATA_DIMS, _VALID_DIMS)
         )
-        values, valid = _stack(stem_layers, chunk)
-        data_vars[stem] = xr.Variable(dims, values, (var_attrs or {}).get(stem, {}))
-        data_vars[f"{stem}_valid"] = xr.Variable(valid_dims, valid)
+        values, valid, values_encoding, valid_encoding = _stack(stem_layers, chunk)
+        data_vars[stem] = xr.Variable(
+            dims, values, _cf_attrs(stem, (var_attrs or {}).get(stem, {})), values_encoding
+        )
+        data_vars[f"{stem}_valid"] = xr.Variable(
+            valid_dims, valid, {"long_name": f"1 where {stem} holds a valid value"}, valid_encoding
+        )
         if stem in SENSORS:
             coords[f"{stem}_valid_fraction"] = ("time", valid.mean(axis=(1, 2), dtype=np.float64))
     if native is not None:
         coords["y_coarse"] = native.y_coords()
         coords["x_coarse"] = native.x_coords()
-    ds = xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
-    return write_grid(ds, grid.crs, grid.transform)
+    ds = with_time_attrs(xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {})))
+    return write_grid_mappings(
+        ds, grid.crs, grid.transform, native.transform if native is not None else None
+    )
+
+
+def _cf_attrs(stem: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """A value variable's attributes with its CF ones (:func:`pipeline.store.metadata.value_attrs`)
+    derived from the quantity its ``units`` (or ``stfcube_units``) state."""
+    stated = stated_units(attrs)
+    if stated is None:
+        return dict(attrs)
+    return {**attrs, **value_attrs(stated, LONG_NAMES.get(stem, stem))}
 
 
 def revision_stamps(written: Sequence[bool]) -> np.ndarray:
@@ -296,27 +342,18 @@ def revision_stamps(written: Sequence[bool]) -> np.ndarray:
     return np.where(np.asarray(written, dtype=bool), stamp, 0).astype(np.int64)
 
 
-def write_grid(ds: xr.Dataset, crs: object, transform: object) -> xr.Dataset:
-    """Attach the CRS and transform as the ``spatial_ref`` coordinate.
-
-    No ``grid_mapping`` attribute is written: xarray then records ``spatial_ref`` in each
-    variable's ``coordinates``, so a plain ``xr.open_zarr`` already gives ``.rio.crs`` (with a
-    ``grid_mapping`` attribute only ``decode_coords="all"`` would).
-    """
-    if crs is not None:
-        ds = ds.rio.write_crs(crs)
-    ds = ds.rio.write_transform(transform)
-    for name in ds.data_vars:
-        ds[name].attrs.pop("grid_mapping", None)
-        ds[name].encoding.pop("grid_mapping", None)
-    return ds
-
-
 def _encoding(ds: xr.Dataset) -> dict[str, dict]:
+    """Time encoding, compression and the stored chunks (the dask chunks, or the shards and the
+    inner chunks that :func:`build_dataset` put in the variables' encoding)."""
     encoding: dict[str, dict] = {"time": dict(TIME_ENCODING)}
     for name, var in ds.data_vars.items():
         chunks = tuple(c[0] for c in var.chunks or ())
-        encoding[str(name)] = {"chunks": chunks, "compressors": [ZstdCodec(level=ZSTD_LEVEL)]}
+        stored = {"chunks": chunks, **var.encoding}
+        encoding[str(name)] = {
+            "chunks": stored["chunks"],
+            "compressors": [ZstdCodec(level=ZSTD_LEVEL)],
+            **({"shards": stored["shards"]} if "shards" in stored else {}),
+        }
     return encoding
 
 
@@ -331,8 +368,11 @@ def write_new_cube(ds: xr.Dataset, path: str | Path) -> None:
     path = Path(path)
     if path.exists():
         raise OutputError(f"{path}: already exists")
+    grid = cube_grid(ds)
+    ds = ds.assign_attrs(geozarr_attrs(grid.crs, grid.transform, grid.shape))
     with staged(path) as staging:
         ds.to_zarr(staging, mode="w-", consolidated=False, zarr_format=3, encoding=_encoding(ds))
+        consolidate(staging)
 
 
 #: Per-date bookkeeping coordinates that cubes written by earlier versions may lack.
@@ -342,7 +382,7 @@ _OPTIONAL_KINDS = ("revision", "valid_fraction")
 def _time_only(ds: xr.Dataset, path: str | Path) -> xr.Dataset:
     """Drop every variable without a time dimension (they are already in the store), and the
     bookkeeping coordinates the store predates (revision stamps, valid fractions)."""
-    stored = set(zarr.open_group(str(path), mode="r").array_keys())
+    stored = set(open_group(path).array_keys())
     optional = {f"{sensor}_{kind}" for sensor in SENSORS for kind in _OPTIONAL_KINDS}
     dropped = [n for n, v in ds.variables.items() if "time" not in v.dims]
     dropped += [n for n in ds.variables if n in optional and n not in stored]
@@ -359,6 +399,7 @@ def append_dates(ds: xr.Dataset, path: str | Path) -> None:
     stored = zarr.open_array(str(Path(path) / "time"), mode="r").shape[0]
     with journaled_write(path, range(stored, stored + ds.sizes["time"])):
         _time_only(ds, path).to_zarr(path, append_dim="time", consolidated=False, zarr_format=3)
+        consolidate(path)
 
 
 def write_date(ds: xr.Dataset, path: str | Path, index: int) -> None:
@@ -372,6 +413,7 @@ def write_date(ds: xr.Dataset, path: str | Path, index: int) -> None:
         _time_only(ds, path).to_zarr(
             path, region={"time": slice(index, index + 1)}, consolidated=False, zarr_format=3
         )
+        consolidate(path)
 
 
 def merge_source_attrs(path: str | Path, var_attrs: dict[str, dict]) -> None:
@@ -380,7 +422,7 @@ def merge_source_attrs(path: str | Path, var_attrs: dict[str, dict]) -> None:
     ``source_scale``/``source_offset``/``source_nodata`` stay a single value while all scenes
     agree and become the sorted list of distinct values otherwise.
     """
-    group = zarr.open_group(str(path), mode="r+", zarr_format=3)
+    group = open_group(path, mode="r+")
     for name, attrs in var_attrs.items():
         if name not in group:
             continue
@@ -392,6 +434,7 @@ def merge_source_attrs(path: str | Path, var_attrs: dict[str, dict]) -> None:
         }
         if any(updates[key] != array.attrs.get(key) for key in SOURCE_ATTRS):
             array.attrs.update(updates)
+    consolidate(path)
 
 
 def summarise(values: Iterable[float | None]) -> float | list | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,10 +25,22 @@ import zarr
 
 import pipeline
 from pipeline.errors import OutputError
-from pipeline.geometry.tiling import tile_counts
+from pipeline.geometry.tiling import Tile, tile_counts
 from pipeline.store.atomic import product_kind, remove_product, staged
-from pipeline.store.chunks import array_in
-from pipeline.store.cube import write_grid
+from pipeline.store.chunks import array_in, dense_array
+from pipeline.store.cube import COMMON_UNITS, cube_grid
+from pipeline.store.layout import fused_time_block
+from pipeline.store.lock import shard_lock
+from pipeline.store.metadata import (
+    TIME_ENCODING,
+    consolidate,
+    geozarr_attrs,
+    open_group,
+    stated_units,
+    value_attrs,
+    with_time_attrs,
+    write_grid_mappings,
+)
 
 #: Value of the ``stfcube_schema`` attribute.
 FUSED_SCHEMA = "fused/1"
@@ -150,7 +163,7 @@ def done_markers(group: zarr.Group) -> np.ndarray:
 
 def stored_state(path: Path) -> tuple[dict[str, Any], list[str], np.ndarray]:
     """A fused store's attributes (JSON ones parsed), its dates and which are fully done."""
-    group = zarr.open_group(str(path), mode="r")
+    group = open_group(path)
     attrs: dict[str, Any] = dict(group.attrs.asdict())
     for key in ("pairs_used", "input_revisions", "skipped_dates"):
         attrs[key] = json_attr(attrs, key)
@@ -163,7 +176,7 @@ def layer_template(
     cube: xr.Dataset, dates: Sequence[np.datetime64], tile: int, layers: Sequence[OutputLayer]
 ) -> xr.Dataset:
     """Metadata-only (dask) dataset of the output for ``dates``: ``fused``, the method's layers
-    and ``tile_done``."""
+    and ``tile_done``, with the cube's CF metadata (units, band coordinates, grid mapping)."""
     n_t, n_b = len(dates), cube.sizes["band"]
     n_y, n_x = cube.sizes["y"], cube.sizes["x"]
     n_ty, n_tx = tile_counts((n_y, n_x), tile)
@@ -174,12 +187,15 @@ def layer_template(
         "y": cube["y"],
         "x": cube["x"],
     }
-    units = {k: v for k, v in cube["fine"].attrs.items() if k in {"units", "source_scale"}}
+    for name in ("common_name", "center_wavelength"):
+        if name in cube.coords:
+            coords[name] = cube[name].variable.copy()
+    stated = stated_units(cube["fine"].attrs) or COMMON_UNITS
     variables = {
         "fused": xr.DataArray(
             da.full((n_t, n_b, n_y, n_x), np.nan, dtype=np.float32, chunks=chunks),
             dims=("time", "band", "y", "x"),
-            attrs={"long_name": "fused fine-resolution prediction", **units},
+            attrs=value_attrs(stated, "fused fine-resolution prediction"),
         ),
         "tile_done": xr.DataArray(
             da.zeros((n_t, n_ty, n_tx), dtype=np.uint8, chunks=(1, 1, 1)),
@@ -195,17 +211,29 @@ def layer_template(
             dims=dims,
             attrs=layer.attrs(),
         )
-    out = xr.Dataset(variables, coords=coords)
-    return write_grid(out, cube.rio.crs, cube.rio.transform(recalc=False))
+    out = with_time_attrs(xr.Dataset(variables, coords=coords))
+    grid = cube_grid(cube)
+    return write_grid_mappings(out, grid.crs, grid.transform)
 
 
-def _encoding(layers: Sequence[OutputLayer]) -> dict[str, dict[str, Any]]:
-    return {
-        "time": {"units": "seconds since 1970-01-01 00:00:00", "dtype": "int64"},
-        "fused": {"fill_value": np.nan},
-        "tile_done": {"fill_value": 0},
-        **{layer.name: {"fill_value": layer.fill} for layer in layers},
-    }
+def _encoding(
+    template: xr.Dataset, tile: int, layers: Sequence[OutputLayer]
+) -> dict[str, dict[str, Any]]:
+    """Fill values, the shared time encoding and the layout (:mod:`pipeline.store.layout`)."""
+    shape = (template.sizes["y"], template.sizes["x"])
+    block = fused_time_block(shape, tile)
+    fills = {"fused": np.nan, "tile_done": 0, **{layer.name: layer.fill for layer in layers}}
+    encoding: dict[str, dict[str, Any]] = {"time": dict(TIME_ENCODING)}
+    for name, var in template.data_vars.items():
+        entry: dict[str, Any] = {"fill_value": fills[str(name)]}
+        if name == "tile_done":
+            entry["chunks"] = (block, *var.shape[1:]) if block > 1 else (1, 1, 1)
+        elif block > 1:
+            inner = tuple(c[0] for c in var.chunks or ())
+            entry["chunks"] = inner
+            entry["shards"] = (block, *var.shape[1:-2], *inner[-2:])
+        encoding[str(name)] = entry
+    return encoding
 
 
 def prepare_output(
@@ -250,7 +278,7 @@ def prepare_output(
         )
     if not out_path.exists():
         _create(out_path, cube, dates, fingerprint, layers, tile)
-    group = zarr.open_group(str(out_path), mode="r+")
+    group = open_group(out_path, mode="r+")
     attrs: dict[str, Any] = dict(group.attrs.asdict())
     if attrs.get("stfcube_schema") != FUSED_SCHEMA:
         raise OutputError(f"{out_path}: exists and is not a stfcube fused store; use another path")
@@ -264,7 +292,12 @@ def prepare_output(
     new_dates = [d for d in dates if d not in set(stored)]
     if new_dates:
         layer_template(cube, new_dates, tile, layers).to_zarr(
-            out_path, mode="a", append_dim="time", compute=False, consolidated=False
+            out_path,
+            mode="a",
+            append_dim="time",
+            compute=False,
+            consolidated=False,
+            safe_chunks=False,  # metadata only: no chunk is written here
         )
         stored = np.concatenate([stored, np.asarray(new_dates, dtype=stored.dtype)])
     index = {t: i for i, t in enumerate(stored)}
@@ -287,6 +320,7 @@ def prepare_output(
             "complete": False,
         }
     )
+    consolidate(out_path)
     return {d: index[d] for d in dates}
 
 
@@ -316,15 +350,69 @@ def _create(
     for key in ("fine_sensor", "coarse_sensor"):
         if key in cube.attrs:
             template.attrs[key] = cube.attrs[key]
+    grid = cube_grid(cube)
+    template.attrs.update(geozarr_attrs(grid.crs, grid.transform, grid.shape))
     with staged(out_path) as staging:
         template.to_zarr(
-            staging, mode="w", compute=False, consolidated=False, encoding=_encoding(layers)
+            staging,
+            mode="w",
+            compute=False,
+            consolidated=False,
+            safe_chunks=False,  # metadata only: no chunk is written here
+            encoding=_encoding(template, tile, layers),
         )
+        consolidate(staging)
 
 
 def mark_complete_if_done(out_path: Path) -> bool:
     """Set ``complete`` when every tile of every date is marked done; return the flag."""
-    group = zarr.open_group(str(out_path), mode="r+")
+    group = open_group(out_path, mode="r+")
     complete = bool(done_markers(group).all())
     group.attrs["complete"] = complete
+    consolidate(out_path)
     return complete
+
+
+def write_tile(
+    out_path: str | Path, tile: Tile, out_index: Sequence[int], values: Mapping[str, np.ndarray]
+) -> None:
+    """Write one tile of each layer for the dates ``out_index``, then mark it done.
+
+    ``values[name][k]`` is the tile's ``([band,] rows, cols)`` block for date ``out_index[k]``.
+    Every write into an object that other tasks also write (a shard of a large store, a
+    ``tile_done`` chunk of several dates: :mod:`pipeline.store.layout`) holds that object's
+    :func:`~pipeline.store.lock.shard_lock`; the markers are set only after all the data.
+    """
+    group = open_group(out_path, mode="r+")
+    rows, cols = slice(tile.row0, tile.row1), slice(tile.col0, tile.col1)
+    for name, blocks in values.items():
+        array = dense_array(group, name)
+        for block, ks in _time_blocks(array, out_index):
+            times = [out_index[k] for k in ks]
+            with _shared_object(out_path, array, (block, tile.ty, tile.tx)):
+                array.set_orthogonal_selection(
+                    (times, ..., rows, cols), np.stack([blocks[k] for k in ks])
+                )
+    done = array_in(group, "tile_done")
+    for block, ks in _time_blocks(done, out_index):
+        with _shared_object(out_path, done, (block,)):
+            done.set_orthogonal_selection(([out_index[k] for k in ks], tile.ty, tile.tx), 1)
+
+
+def _time_blocks(array: zarr.Array, out_index: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """The positions in ``out_index`` grouped by the array's objects along time."""
+    extent = (array.shards or array.chunks)[0]
+    blocks: dict[int, list[int]] = {}
+    for k, t in enumerate(out_index):
+        blocks.setdefault(t // extent, []).append(k)
+    return sorted(blocks.items())
+
+
+def _shared_object(
+    out_path: str | Path, array: zarr.Array, key: tuple[int, ...]
+) -> AbstractContextManager[None]:
+    """The lock of an object spanning several dates, or nothing for one task's own chunk."""
+    if (array.shards or array.chunks)[0] == 1:
+        return nullcontext()
+    name = array.path.rpartition("/")[2]
+    return shard_lock(out_path, ".".join([name, *map(str, key)]))

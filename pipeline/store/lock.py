@@ -7,6 +7,10 @@ refuses the second with a message naming the holder. The lock is a hidden siblin
 its content (a hard link of a written draft). Stale-lock rule: a lock left by a process of this
 host that no longer runs (killed, crashed) is taken over; a lock held by another host is
 honoured, and the message says which file to delete if that run is known to be gone.
+
+Inside a run, the tasks that share a shard of a large fused store (:mod:`pipeline.store.layout`)
+take turns with :func:`shard_lock`: a short-lived lock file per shard, created the same atomic way,
+so it holds across threads, processes and hosts sharing the store's file system.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +64,65 @@ def store_lock(store: str | Path, purpose: str = "fuse") -> Iterator[None]:
     finally:
         if _read(path) == holder:
             path.unlink(missing_ok=True)
+
+
+#: Seconds between two attempts to take a shard lock, and the longest wait before giving up.
+SHARD_LOCK_POLL = 0.01
+SHARD_LOCK_TIMEOUT = 600.0
+
+
+def shard_lock_folder(store: str | Path) -> Path:
+    """The folder of ``store``'s shard locks (a hidden sibling, never inside the store)."""
+    store = Path(store)
+    return store.with_name(f".{store.name}.stfcube-shard-locks")
+
+
+@contextmanager
+def shard_lock(store: str | Path, key: str) -> Iterator[None]:
+    """Hold one shard of ``store`` (``key``: array and shard index) while writing it.
+
+    Waits while another live writer holds it; a lock left by a dead process of this host is
+    taken over.
+
+    Raises
+    ------
+    OutputError
+        When the shard stays held for :data:`SHARD_LOCK_TIMEOUT` seconds (a writer on another
+        host that died: the message names the lock file to delete).
+    """
+    folder = shard_lock_folder(store)
+    folder.mkdir(exist_ok=True)
+    path = folder / key
+    holder = {"host": socket.gethostname(), "pid": os.getpid(), "thread": threading.get_ident()}
+    draft = folder / f"{key}.{os.getpid()}.{threading.get_ident()}.draft"
+    draft.write_text(json.dumps(holder))
+    deadline = time.monotonic() + SHARD_LOCK_TIMEOUT
+    try:
+        while not _try_link(draft, path):
+            other = _read(path)
+            if other is not None and _is_stale(other):
+                path.unlink(missing_ok=True)
+            elif time.monotonic() > deadline:
+                raise OutputError(
+                    f"{store}: shard lock {path} held for {SHARD_LOCK_TIMEOUT:.0f} s by "
+                    f"{other}; if that run is gone, delete the file"
+                )
+            else:
+                time.sleep(SHARD_LOCK_POLL)
+    finally:
+        draft.unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _try_link(draft: Path, path: Path) -> bool:
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return False
+    return True
 
 
 def _acquire(store: Path, path: Path, holder: dict) -> None:

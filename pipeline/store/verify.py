@@ -38,6 +38,7 @@ from pipeline.store.chunks import (
     UndecodableChunkError,
     array_in,
     chunk_description,
+    chunk_region,
     date_label,
     dimension_names,
     read_chunk,
@@ -45,6 +46,7 @@ from pipeline.store.chunks import (
 )
 from pipeline.store.cube import SCHEMA as CUBE_SCHEMA
 from pipeline.store.cube import open_store, validate_cube
+from pipeline.store.metadata import consolidate, open_group
 
 #: The value stems of a cube, each with its ``<stem>_valid`` validity.
 CUBE_STEMS = ("fine", "coarse", "coarse_native")
@@ -128,7 +130,7 @@ def _open_group(path: Path, mode: Literal["r", "r+"] = "r") -> zarr.Group:
     if not path.is_dir():
         raise InputError(path, "store not found" if not path.exists() else "not a Zarr store")
     try:
-        return zarr.open_group(str(path), mode=mode)
+        return open_group(path, mode=mode)
     except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError) as exc:
         raise InputError(path, f"not a readable Zarr store ({exc})") from exc
 
@@ -435,6 +437,7 @@ def _verify_fused(path: Path, fix: bool, report: VerifyReport) -> None:
             done[cell] = 0
     if layout.attrs.get("complete") is not all_done:
         group.attrs["complete"] = all_done
+    consolidate(path)
     report.repaired += found
 
 
@@ -485,12 +488,14 @@ def _marker_row(done: zarr.Array, t: int) -> tuple[np.ndarray, list[tuple[Cell, 
     markers = np.zeros(done.shape[1:], dtype=done.dtype)
     damaged = []
     for ty, tx in np.ndindex(*markers.shape):
+        coords = tuple(i // c for i, c in zip((t, ty, tx), done.chunks, strict=True))
         try:
-            block = read_chunk(done, (t, ty, tx))
+            block = read_chunk(done, coords)
         except UndecodableChunkError as exc:
             damaged.append(((t, ty, tx), exc.reason))
             continue
-        markers[ty, tx] = 0 if block is None else block.reshape(-1)[0]
+        origin = [region.start for region in chunk_region(done, coords)]
+        markers[ty, tx] = 0 if block is None else block[t - origin[0], ty - origin[1], tx - origin[2]]
     return markers, damaged
 
 
@@ -523,10 +528,12 @@ def _reset_markers(group: zarr.Group, layout: _FusedLayout, shape: tuple[int, in
         array_in(group, "tile_done")[...] = 0
     else:
         attrs = dict(array_in(group, "tile_done").attrs) if "tile_done" in group else {}
+        fused = array_in(group, "fused")
+        block = (fused.shards or fused.chunks)[0]  # the store's dates per shard (layout)
         group.create_array(
             "tile_done",
             shape=shape,
-            chunks=(1, 1, 1),
+            chunks=(block, *shape[1:]) if block > 1 else (1, 1, 1),
             dtype="uint8",
             fill_value=0,
             dimension_names=TILE_DONE_DIMS,

@@ -69,6 +69,7 @@ from pipeline.store.cube import (
     write_date,
     write_new_cube,
 )
+from pipeline.store.metadata import consolidate, open_group
 
 
 @dataclass(frozen=True)
@@ -487,7 +488,7 @@ def _record_attrs(
     """
     ds = open_store(cube_path)
     index = {np.datetime64(t, "D"): i for i, t in enumerate(ds["time"].values)}
-    group = zarr.open_group(str(cube_path), mode="r+", zarr_format=3)
+    group = open_group(cube_path, mode="r+")
     attrs: dict = {}
     for sensor in SENSORS:
         days = sorted(day for s, day in written if s == sensor)
@@ -508,6 +509,7 @@ def _record_attrs(
     attrs["fine_flagged_dates"] = sorted(d for d, f in every.items() if f < flag_below)
     attrs["fine_flag_threshold"] = flag_below
     group.attrs.update(attrs)
+    consolidate(cube_path)
     fresh = {str(day) for sensor, day in written if sensor == "fine"}
     return {d: every[d] for d in attrs["fine_flagged_dates"] if d in fresh}
 
