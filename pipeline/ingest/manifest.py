@@ -1,5 +1,7 @@
 """Scene manifests: a small YAML or CSV file listing the images of a directory.
 
+The user documentation, every key with a complete example, is ``docs/manifest.md``.
+
 YAML form (all keys but ``scenes`` optional)::
 
     root: .                      # directory the scene paths are relative to (default: the
