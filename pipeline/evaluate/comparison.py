@@ -2,7 +2,14 @@
 
 Reads the ``metrics.json`` of earlier :func:`pipeline.evaluate.evaluate` runs, or evaluates fused
 stores first, and writes ``compare.md``, ``compare.html`` and ``compare.csv`` with one table per
-band and one for the spectral metrics, each row the mean over dates of one run.
+band and one for the spectral metrics, each row the mean over dates of one run, with its pixel
+count and coverage.
+
+Only like is compared with like: evaluations of different truths or dates are refused
+(:class:`~pipeline.errors.InputError`, exit 2). In each table only the runs with the highest
+coverage are ranked: a run that left truth pixels unpredicted is measured on other (fewer)
+pixels, so it is marked ``†`` and named in a note, never highlighted as best. Different SSIM/PSNR
+data ranges are named in a note too.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ from pipeline.evaluate.tables import BAND_METRICS, DATE_METRICS, MEAN_LABEL, for
 #: Metric columns where a higher value is better (lower is better for the rest, but bias).
 HIGHER_IS_BETTER = frozenset({"r", "r2", "ssim", "psnr", "uiqi"})
 CLOSER_TO_ZERO_IS_BETTER = frozenset({"bias"})
+#: Columns before the metrics in every table: pixels evaluated and share of the truth they are.
+COUNT_COLUMNS: tuple[str, ...] = ("count", "coverage")
+#: Mark of a run not ranked because it covers less of the truth than others.
+PARTIAL_MARK = "†"
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,14 @@ def compare(
     -------
     ComparisonReport
         Labels and written files.
+
+    Raises
+    ------
+    InputError
+        When the evaluations have different truths or dates (naming the first that differs).
+    ConfigError
+        On fewer than two inputs, a label count that does not match, or a fused store without
+        ``truth``.
     """
     out_dir = Path(out_dir)
     paths = [Path(p) for p in inputs]
@@ -85,6 +104,7 @@ def compare(
                 )
             else:
                 evaluations.append(_load_evaluation(path))
+        check_comparable(evaluations, paths)
         names = list(labels) if labels else _default_labels(evaluations, paths)
         files = write_comparison(staging, dict(zip(names, evaluations, strict=True)))
     return ComparisonReport(out_dir=out_dir, labels=tuple(names), files=files)
@@ -112,10 +132,39 @@ def _is_fused_store(path: Path) -> bool:
     return path.is_dir() and (path / "zarr.json").exists() and not (path / "metrics.json").exists()
 
 
-def best_flags(values: Sequence[float | None], column: str) -> list[bool]:
+def check_comparable(evaluations: Sequence[Mapping[str, Any]], paths: Sequence[Path]) -> None:
+    """Refuse evaluations of different truths or dates (their metrics do not compare).
+
+    Raises
+    ------
+    InputError
+        Naming the first input whose truth or dates differ from the first input's.
+    """
+    first = evaluations[0]
+    for ev, path in zip(evaluations[1:], paths[1:], strict=True):
+        truth, other = ev.get("truth_id", ev["truth"]), first.get("truth_id", first["truth"])
+        if truth != other:
+            raise InputError(
+                path,
+                f"evaluated against truth {truth}, {paths[0]} against {other}: compare needs "
+                "evaluations of the same truth",
+            )
+        if list(ev["dates"]) != list(first["dates"]):
+            raise InputError(
+                path,
+                f"evaluated on dates {', '.join(ev['dates'])}, {paths[0]} on "
+                f"{', '.join(first['dates'])}: compare needs evaluations of the same dates "
+                "(evaluate both with the same --date options)",
+            )
+
+
+def best_flags(
+    values: Sequence[float | None], column: str, ranked: Sequence[bool] | None = None
+) -> list[bool]:
     """Which entries are best in a column (ties all marked; None never best).
 
     Lower is better except for :data:`HIGHER_IS_BETTER`; for ``bias`` the smallest ``|bias|``.
+    Only entries flagged in ``ranked`` (default: all) can be best.
     """
 
     def score(v: float) -> float:
@@ -123,7 +172,11 @@ def best_flags(values: Sequence[float | None], column: str) -> list[bool]:
             return -v
         return abs(v) if column in CLOSER_TO_ZERO_IS_BETTER else v
 
-    scores = [None if v is None or math.isnan(v) else score(v) for v in values]
+    allowed = list(ranked) if ranked is not None else [True] * len(values)
+    scores = [
+        None if v is None or math.isnan(v) or not ok else score(v)
+        for v, ok in zip(values, allowed, strict=True)
+    ]
     known = [s for s in scores if s is not None]
     if not known:
         return [False] * len(values)
@@ -131,31 +184,90 @@ def best_flags(values: Sequence[float | None], column: str) -> list[bool]:
     return [s is not None and s == top for s in scores]
 
 
-def _comparison_tables(
-    evaluations: Mapping[str, Mapping[str, Any]],
-) -> list[tuple[str, list[str], list[list[Any]]]]:
-    """(title, columns, rows of raw values) per band and one for the spectral metrics."""
+def ranked_runs(coverages: Sequence[float | None]) -> list[bool]:
+    """Runs that are ranked: those with the highest coverage (all when none is known)."""
+    known = [c for c in coverages if c is not None]
+    if not known:
+        return [True] * len(coverages)
+    top = max(known)
+    return [c is not None and math.isclose(c, top, rel_tol=0, abs_tol=1e-12) for c in coverages]
+
+
+@dataclass(frozen=True)
+class _Table:
+    """One comparison table: raw values per run, which runs are ranked, and its notes."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]  # label, count, coverage, metrics...
+    ranked: list[bool]
+
+    def flags(self) -> list[list[bool]]:
+        """Best flags per column (count and coverage are never ranked)."""
+        return [
+            best_flags([r[j] for r in self.rows], c, self.ranked)
+            if c not in COUNT_COLUMNS
+            else [False] * len(self.rows)
+            for j, c in enumerate(self.columns, start=1)
+        ]
+
+    def notes(self) -> list[str]:
+        """One note per run left unranked for its lower coverage."""
+        top = max((r[2] for r in self.rows if r[2] is not None), default=None)
+        notes = []
+        for row, ranked in zip(self.rows, self.ranked, strict=True):
+            if ranked or top is None:
+                continue
+            notes.append(
+                f"{row[0]} {PARTIAL_MARK}: covers {_percent(row[2])} of the valid truth pixels "
+                f"(others {_percent(top)}): not ranked, its metrics cover its own pixels only"
+            )
+        return notes
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f} %"
+
+
+def _comparison_tables(evaluations: Mapping[str, Mapping[str, Any]]) -> list[_Table]:
+    """One table per band and one for the spectral metrics, each run's mean over dates."""
     bands: list[str] = []
     for ev in evaluations.values():
         bands += [b for b in ev["bands"] if b not in bands]
+    specs: list[tuple[str, str | None, str, Sequence[str]]] = [
+        (f"band {band} (mean over dates)", band, "per_band", BAND_METRICS) for band in bands
+    ]
+    specs.append(("all bands (mean over dates)", None, "per_date", DATE_METRICS))
     tables = []
-    for band in bands:
-        rows = []
-        for label, ev in evaluations.items():
-            mean = _mean_row(ev["per_band"], band)
-            rows.append([label, *(mean.get(c) for c in BAND_METRICS)])
-        tables.append((f"band {band} (mean over dates)", list(BAND_METRICS), rows))
-    rows = []
-    for label, ev in evaluations.items():
-        mean = _mean_row(ev["per_date"])
-        rows.append([label, *(mean.get(c) for c in DATE_METRICS)])
-    tables.append(("all bands (mean over dates)", list(DATE_METRICS), rows))
+    for title, band, key, metrics in specs:
+        columns = [*COUNT_COLUMNS, *metrics]
+        rows: list[list[Any]] = [
+            [label, *(_mean_row(ev[key], band).get(c) for c in columns)]
+            for label, ev in evaluations.items()
+        ]
+        tables.append(_Table(title, columns, rows, ranked_runs([r[2] for r in rows])))
     return tables
 
 
 def _mean_row(rows: Sequence[Mapping[str, Any]], band: str | None = None) -> Mapping[str, Any]:
     """The ``mean`` row of an evaluation's table (of ``band`` if given); empty when absent."""
     return next((r for r in rows if r["date"] == MEAN_LABEL and r.get("band") == band), {})
+
+
+def _range_notes(evaluations: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A note when the evaluations' SSIM/PSNR data ranges differ."""
+    ranges = {
+        label: (ev["settings"].get("data_range"), ev["settings"].get("data_range_source"))
+        for label, ev in evaluations.items()
+    }
+    if len({json.dumps(r, sort_keys=True) for r in ranges.values()}) <= 1:
+        return []
+    shown = "; ".join(f"{label}: {r[0]} ({r[1]})" for label, r in ranges.items())
+    return [f"SSIM and PSNR used different data ranges and do not compare: {shown}"]
+
+
+def _cell(value: Any, column: str) -> str:
+    return _percent(value) if column == "coverage" else format_value(value)
 
 
 def write_comparison(out_dir: Path, evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -173,38 +285,62 @@ def write_comparison(out_dir: Path, evaluations: Mapping[str, Mapping[str, Any]]
     dict of str to str
         Written files by role.
     """
-    md = ["# stfcube comparison", ""]
-    md += [f"- **{label}**: {ev['fused']} vs {ev['truth']}" for label, ev in evaluations.items()]
-    parts = ["<h1>stfcube comparison</h1><ul>"]
+    first = next(iter(evaluations.values()))
+    md = ["# stfcube comparison", "", f"Truth: {first['truth']}; dates: "]
+    md[-1] += ", ".join(first["dates"])
+    md += [f"- **{label}**: {ev['fused']}" for label, ev in evaluations.items()]
+    md += ["", "Best value per column in bold, among the runs with the highest coverage."]
+    parts = [f"<h1>stfcube comparison</h1><p>{html.escape(md[2])}</p><ul>"]
     parts += [
         f"<li><b>{html.escape(label)}</b>: {html.escape(str(ev['fused']))}</li>"
         for label, ev in evaluations.items()
     ]
-    parts.append("</ul><p>Best value per column highlighted.</p>")
+    parts.append(
+        "</ul><p>Best value per column highlighted, among the runs with the highest coverage.</p>"
+    )
+    range_notes = _range_notes(evaluations)
+    md += [f"\n> {n}" for n in range_notes]
+    parts += [f'<ul class="notes"><li>{html.escape(n)}</li></ul>' for n in range_notes]
     csv_rows = []
-    for title, columns, rows in _comparison_tables(evaluations):
-        flags = [best_flags([r[j + 1] for r in rows], c) for j, c in enumerate(columns)]
-        text = [[r[0], *(format_value(v) for v in r[1:])] for r in rows]
+    for table in _comparison_tables(evaluations):
+        flags = table.flags()
+        text = [
+            [
+                r[0] + ("" if ok else f" {PARTIAL_MARK}"),
+                *(_cell(v, c) for v, c in zip(r[1:], table.columns, strict=True)),
+            ]
+            for r, ok in zip(table.rows, table.ranked, strict=True)
+        ]
         md_rows = [
             [t[0], *(f"**{v}**" if flags[j][i] else v for j, v in enumerate(t[1:]))]
             for i, t in enumerate(text)
         ]
-        md += ["", f"## {title}", "", md_table(["method", *columns], md_rows)]
-        best = [[False, *(flags[j][i] for j in range(len(columns)))] for i in range(len(rows))]
-        parts += [f"<h2>{html.escape(title)}</h2>", html_table(["method", *columns], text, best)]
-        for i, r in enumerate(rows):
-            winners = [c for j, c in enumerate(columns) if flags[j][i]]
+        header = ["method", *table.columns]
+        md += ["", f"## {table.title}", "", md_table(header, md_rows)]
+        md += [f"\n> {n}" for n in table.notes()]
+        best = [
+            [False, *(flags[j][i] for j in range(len(table.columns)))] for i in range(len(text))
+        ]
+        parts += [f"<h2>{html.escape(table.title)}</h2>", html_table(header, text, best)]
+        if table.notes():
+            parts.append('<ul class="notes">')
+            parts += [f"<li>{html.escape(n)}</li>" for n in table.notes()]
+            parts.append("</ul>")
+        for i, (r, ok) in enumerate(zip(table.rows, table.ranked, strict=True)):
+            winners = [c for j, c in enumerate(table.columns) if flags[j][i]]
+            values = zip(table.columns, r[1:], strict=True)
             csv_rows.append(
                 {
-                    "table": title,
+                    "table": table.title,
                     "method": r[0],
-                    **{c: "" if v is None else v for c, v in zip(columns, r[1:], strict=True)},
+                    **{c: "" if v is None else v for c, v in values},
+                    "ranked": ok,
                     "best": " ".join(winners),
                 }
             )
     (out_dir / "compare.md").write_text("\n".join(md) + "\n")
     (out_dir / "compare.html").write_text(html_page("stfcube comparison", "".join(parts)))
-    fields = ["table", "method", *BAND_METRICS, *DATE_METRICS, "best"]
+    fields = ["table", "method", *COUNT_COLUMNS, *BAND_METRICS, *DATE_METRICS, "ranked", "best"]
     with (out_dir / "compare.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()

@@ -33,7 +33,7 @@ DEFINITIONS: dict[str, str] = {
     "ssim": "mean SSIM (Wang et al. 2004) as skimage.metrics.structural_similarity: 7x7 uniform "
     "window, K1=0.01, K2=0.03, sample covariance, data_range as stated; averaged over pixels "
     "whose whole window is valid (image border and masked neighbourhoods excluded)",
-    "psnr": "10*log10(data_range^2 / MSE) in dB",
+    "psnr": "10*log10(data_range^2 / MSE) in dB; none where fused equals truth (infinite)",
     "uiqi": "universal image quality index Q (Wang & Bovik 2002), global form: one window over "
     "all valid pixels",
     "sam": "spectral angle mapper: mean over pixels valid in every band of "
@@ -50,11 +50,11 @@ DEFINITIONS: dict[str, str] = {
 
 
 def _clean(value: Any) -> Any:
-    """JSON-friendly scalar: NaN becomes None, numpy scalars become Python numbers."""
+    """JSON-friendly scalar: NaN and infinities become None, numpy scalars Python numbers."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else value
+        return None
     return value
 
 

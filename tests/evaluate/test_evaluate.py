@@ -334,8 +334,11 @@ def test_cli_evaluate_and_compare(site: dict, report: object, tmp_path: Path) ->
     data = json.loads((out / "metrics.json").read_text())
     assert data["dates"] == ["2020-02-02"]
     assert data["settings"]["resolution_ratio"] == pytest.approx(0.0625)
+    # compare takes evaluations of the same truth and dates (other dates: refused, tested in
+    # test_comparable_metrics.py)
+    labels = ["--label", "a", "--label", "b"]
     result = runner.invoke(
-        app, ["compare", str(report.out_dir), str(out), "--out", str(tmp_path / "c")]
+        app, ["compare", str(out), str(out), "--out", str(tmp_path / "c"), *labels]
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "c" / "compare.csv").is_file()
