@@ -167,6 +167,7 @@ def prepare_fusion(
         raise ConfigError(f"{fusion_method.name} does not run on {device}")
     method_params = fusion_method.make_params(params)
     cube = open_cube_raw(cube_path, spatial_block=REDUCTION_BLOCK)
+    fusion_method.check_cube(cube, cube_path, method_params)
     plan = plan_fusion(
         cube,
         cube_path,

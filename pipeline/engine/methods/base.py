@@ -33,6 +33,7 @@ import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 import dask.array as da
@@ -258,6 +259,9 @@ class FusionMethod(ABC, Generic[P]):
     def describe_params(self, params: P) -> dict[str, Any]:
         """JSON-serialisable view of ``params`` for provenance and the resume fingerprint."""
         return {k: _jsonable(v) for k, v in dataclasses.asdict(params).items()}  # type: ignore[call-overload]
+
+    def check_cube(self, cube: Any, cube_path: Path, params: P) -> None:
+        """Refuse a cube the parameters do not fit, before anything is written (default: any)."""
 
     def inputs(self, params: P) -> InputSpec:
         """The cube data a tile needs (default: the fine-grid pairs and prediction dates)."""

@@ -21,6 +21,7 @@ BUILTIN = {
     "fitfc": "pipeline.engine.methods.fitfc",
     "estarfm": "pipeline.engine.methods.estarfm",
     "fsdaf": "pipeline.engine.methods.fsdaf",
+    "learned": "pipeline.engine.methods.learned",
 }
 
 #: Registered method classes by name.
