@@ -41,6 +41,7 @@ from pipeline.commands import (  # noqa: E402
     ingest,
     methods,
     simulate,
+    train,
     verify,
 )
 from pipeline.errors import StfcubeError, os_error_message  # noqa: E402
@@ -72,6 +73,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "demo": demo.demo_command,
     "verify": verify.verify_command,
     "methods": methods.methods_command,
+    "train": train.train_command,
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)
