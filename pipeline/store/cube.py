@@ -343,16 +343,15 @@ def revision_stamps(written: Sequence[bool]) -> np.ndarray:
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict]:
-    """Time encoding, compression and the stored chunks (the dask chunks, or the shards and the
+    """Time encoding, compression and the stored chunks (the dask chunks, or the shards and
     inner chunks that :func:`build_dataset` put in the variables' encoding)."""
     encoding: dict[str, dict] = {"time": dict(TIME_ENCODING)}
     for name, var in ds.data_vars.items():
         chunks = tuple(c[0] for c in var.chunks or ())
-        stored = {"chunks": chunks, **var.encoding}
         encoding[str(name)] = {
-            "chunks": stored["chunks"],
+            "chunks": chunks,
+            **{k: v for k, v in var.encoding.items() if k in ("chunks", "shards")},
             "compressors": [ZstdCodec(level=ZSTD_LEVEL)],
-            **({"shards": stored["shards"]} if "shards" in stored else {}),
         }
     return encoding
 

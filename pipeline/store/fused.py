@@ -188,8 +188,10 @@ def layer_template(
         "x": cube["x"],
     }
     for name in ("common_name", "center_wavelength"):
-        if name in cube.coords:
-            coords[name] = cube[name].variable.copy()
+        if name in cube.coords:  # loaded: a lazy coordinate is not written by compute=False
+            values = cube[name].values
+            values = values.astype(object) if values.dtype.kind in "OTU" else values
+            coords[name] = ("band", values, dict(cube[name].attrs))
     stated = stated_units(cube["fine"].attrs) or COMMON_UNITS
     variables = {
         "fused": xr.DataArray(
@@ -388,15 +390,26 @@ def write_tile(
     for name, blocks in values.items():
         array = dense_array(group, name)
         for block, ks in _time_blocks(array, out_index):
-            times = [out_index[k] for k in ks]
             with _shared_object(out_path, array, (block, tile.ty, tile.tx)):
-                array.set_orthogonal_selection(
-                    (times, ..., rows, cols), np.stack([blocks[k] for k in ks])
-                )
+                for run in _runs(out_index, ks):
+                    times = slice(out_index[run[0]], out_index[run[-1]] + 1)
+                    array[times, ..., rows, cols] = np.stack([blocks[k] for k in run])
     done = array_in(group, "tile_done")
     for block, ks in _time_blocks(done, out_index):
         with _shared_object(out_path, done, (block,)):
-            done.set_orthogonal_selection(([out_index[k] for k in ks], tile.ty, tile.tx), 1)
+            for run in _runs(out_index, ks):
+                done[out_index[run[0]] : out_index[run[-1]] + 1, tile.ty, tile.tx] = 1
+
+
+def _runs(out_index: Sequence[int], ks: Sequence[int]) -> list[list[int]]:
+    """``ks`` cut into runs whose dates ``out_index[k]`` are consecutive (one write each)."""
+    runs: list[list[int]] = []
+    for k in ks:
+        if runs and out_index[k] == out_index[runs[-1][-1]] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return runs
 
 
 def _time_blocks(array: zarr.Array, out_index: Sequence[int]) -> list[tuple[int, list[int]]]:

@@ -27,6 +27,7 @@ rewritten by a task that died is only a shard whose markers are still 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: Spatial chunks per shard edge in a large cube.
@@ -122,17 +123,28 @@ def fused_objects(
 
 
 def cube_objects(
-    n_dates: int, shape: tuple[int, int], chunk: int, bands: int, sensors: int = 2
+    dates: Sequence[int], shape: tuple[int, int], chunk: int, bands: int
 ) -> ObjectCount:
-    """Objects of a cube whose ``sensors`` each have an image on every date (an upper bound:
-    chunks without a valid pixel are not stored)."""
+    """Objects of a cube: an upper bound, as chunks without a valid pixel are not stored.
+
+    Parameters
+    ----------
+    dates
+        Per sensor, its dates with an image (e.g. ``(46, 365)``: fine every 8 days, coarse daily).
+    shape
+        Fine grid (rows, columns).
+    chunk
+        Spatial chunk edge.
+    bands
+        Bands.
+    """
     edge = cube_shard_edge(shape, chunk)
     rows, cols = shape
     if edge is None:
         per_date = _blocks(rows, chunk) * _blocks(cols, chunk) * (bands + 1)
     else:
         per_date = _blocks(rows, edge) * _blocks(cols, edge) * 2
-    return ObjectCount(per_date * n_dates * sensors, 0, 1 + 4 * sensors + 12)
+    return ObjectCount(per_date * sum(dates), 0, 1 + 4 * len(dates) + 12)
 
 
 def format_count(n: int) -> str:

@@ -191,12 +191,12 @@ def write_grid_mappings(
     for name, var in ds.data_vars.items():
         native_var = name in NATIVE_VARIABLES
         mapping = NATIVE_GRID_MAPPING if native_var else GRID_MAPPING
-        var.attrs.pop("grid_mapping", None)
-        var.attrs.pop("coordinates", None)
-        var.encoding["grid_mapping"] = mapping
+        var.encoding.pop("grid_mapping", None)
+        var.encoding.pop("coordinates", None)
         aux = [str(c) for c, v in ds.coords.items() if v.dims and set(v.dims) <= set(var.dims)]
         aux = [c for c in aux if c not in var.dims]
-        var.encoding["coordinates"] = " ".join([mapping, *sorted(aux)])
+        var.attrs["grid_mapping"] = mapping
+        var.attrs["coordinates"] = " ".join([mapping, *sorted(aux)])
     return ds
 
 
