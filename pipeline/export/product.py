@@ -24,6 +24,7 @@ from pipeline.errors import ConfigError, InputError
 from pipeline.simulate.stac import BandSpec
 from pipeline.store.atomic import product_kind
 from pipeline.store.fused import day, json_attr, stored_state
+from pipeline.store.metadata import stated_units
 
 #: EO common band names (STAC ``eo:bands``); a store band of one of these names gets it.
 EO_COMMON_NAMES = frozenset(
@@ -213,7 +214,7 @@ def _band_specs(path: Path, fused: xr.DataArray, wanted: Sequence[str] | None) -
             raise ConfigError(
                 f"{path}: band(s) {', '.join(missing)} not in the store ({', '.join(names)})"
             )
-    scale, offset, unit = value_scaling(fused.attrs.get("units"))
+    scale, offset, unit = value_scaling(stated_units(fused.attrs))
     resolution = abs(float(fused.rio.transform().a))
     coords = fused["band"].coords
     specs = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from pipeline.engine.pairing import PairGroup, plan_groups
 from pipeline.errors import ConfigError
 from pipeline.ops.update import CalendarSpec, RegionConfig, UpdatePlan, dates_to_fuse
 from pipeline.store.fused import day
+from pipeline.store.layout import ObjectCount, fused_objects, fused_sharded
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class MethodCost:
     unit: str
     per_pixel: Callable[[int], float]
     """Work per fine pixel and prediction date for a number of pairs (all bands)."""
+    layers: int = 1
+    """Arrays the method writes besides ``fused`` (STARFM: ``quality``)."""
 
 
 def method_cost(method: str, params: Mapping[str, Any] | None, bands: int) -> MethodCost:
@@ -61,6 +64,7 @@ def method_cost(method: str, params: Mapping[str, Any] | None, bands: int) -> Me
         fusion_method.halo(values),
         fusion_method.cost_unit,
         lambda pairs: fusion_method.cost(values, pairs, bands),
+        len(fusion_method.output_layers(values)),
     )
 
 
@@ -132,6 +136,8 @@ class Plan:
     batches: tuple[Batch, ...]
     statistics_bytes: int
     """Bytes the run's global statistics read once, before any batch (every pair image, whole)."""
+    objects: ObjectCount = field(default_factory=lambda: ObjectCount(0, 0, 0))
+    """Objects of the fused store once written (:mod:`pipeline.store.layout`)."""
 
     @property
     def tasks(self) -> int:
@@ -329,6 +335,7 @@ def plan_batches(
         n_dates,
         tuple(batches),
         statistics,
+        fused_objects(n_dates, shape, tile, bands, layers=cost.layers),
     )
 
 
@@ -441,6 +448,9 @@ def describe_plan(plan: Plan, method: str, device: str, *, max_rows: int = 20) -
         f"read {format_bytes(plan.bytes_read)}, write {format_bytes(plan.bytes_written)} "
         "(uncompressed)",
         f"kernel work {plan.work:.3g} {plan.work_unit}",
+        f"fused store: {plan.objects.total:,} objects ({plan.objects.data:,} data "
+        f"{'shards' if fused_sharded(plan.shape, plan.tile) else 'chunks'}, "
+        f"{plan.objects.markers:,} tile_done chunks, {plan.objects.metadata} metadata)",
     ]
     if speed is not None:
         lines.append(

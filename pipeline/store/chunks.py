@@ -84,7 +84,7 @@ def shard_index(array: zarr.Array, shard: tuple[int, ...]) -> np.ndarray | None:
     """
     from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 
-    codec = array.metadata.codecs[0]
+    codec = getattr(array.metadata, "codecs", (None,))[0]
     per_shard = tuple(s // c for s, c in zip(array.shards or (), array.chunks, strict=True))
     checksum = any(type(c).__name__ == "Crc32cCodec" for c in getattr(codec, "index_codecs", ()))
     size = 16 * int(np.prod(per_shard)) + 4 * checksum

@@ -187,7 +187,9 @@ def validate_cube(ds: xr.Dataset, path: str | Path | None = None) -> None:
 
 def cube_grid(ds: xr.Dataset) -> Grid:
     """The fine grid of a cube (CRS from ``spatial_ref``, transform from its GeoTransform)."""
-    fine = ds.drop_vars([n for n in ds.variables if "y_coarse" in ds[n].dims or n in NATIVE_VARIABLES])
+    fine = ds.drop_vars(
+        [n for n in ds.variables if "y_coarse" in ds[n].dims or n in NATIVE_VARIABLES]
+    )
     fine = fine.drop_vars([n for n in fine.coords if str(n).startswith("spatial_ref_")])
     return Grid(fine.rio.crs, fine.rio.transform(recalc=False), ds.sizes["y"], ds.sizes["x"])
 

@@ -41,6 +41,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
+#: The spatial axes.
+AXES: tuple[Literal["x", "y"], ...] = ("x", "y")
 #: CF conventions the stores follow.
 CONVENTIONS = "CF-1.10"
 #: Attribute keeping the quantity text the sources were declared in (``reflectance x 10000``).
@@ -77,7 +79,9 @@ BANDS: dict[str, tuple[str, float]] = {
     "swir22": ("swir22", 2.20),
 }
 
-_SCALED = re.compile(r"^\s*(?P<quantity>[A-Za-z0-9_ ]+?)\s*(?:[x×*]\s*(?P<factor>[0-9.eE+-]+))?\s*$")
+_SCALED = re.compile(
+    r"^\s*(?P<quantity>[A-Za-z0-9_ ]+?)\s*(?:[x×*]\s*(?P<factor>[0-9.eE+-]+))?\s*$"
+)
 
 
 def cf_units(stated: str) -> str:
@@ -119,7 +123,11 @@ def value_attrs(stated: str, long_name: str) -> dict[str, Any]:
         ``units`` (UDUNITS), ``stfcube_units``, ``long_name`` and ``standard_name`` when the
         quantity has one.
     """
-    attrs: dict[str, Any] = {"units": cf_units(stated), STATED_UNITS: stated, "long_name": long_name}
+    attrs: dict[str, Any] = {
+        "units": cf_units(stated),
+        STATED_UNITS: stated,
+        "long_name": long_name,
+    }
     match = _SCALED.match(stated)
     quantity = match["quantity"].strip().lower() if match else ""
     if quantity in STANDARD_NAMES:
@@ -153,7 +161,9 @@ def _axis_attrs(crs: Any, axis: Literal["x", "y"], grid: str) -> dict[str, str]:
         standard = f"projection_{axis}_coordinate"
         units = "m" if crs is not None else "1"
     else:
-        standard, units = ("longitude", "degrees_east") if axis == "x" else ("latitude", "degrees_north")
+        standard, units = (
+            ("longitude", "degrees_east") if axis == "x" else ("latitude", "degrees_north")
+        )
     return {
         "standard_name": standard,
         "long_name": f"{axis} coordinate of the {grid} pixel centres",
@@ -165,7 +175,9 @@ def _axis_attrs(crs: Any, axis: Literal["x", "y"], grid: str) -> dict[str, str]:
 def geotransform(transform: Any) -> str:
     """GDAL's GeoTransform string of an affine transform (as rioxarray writes it)."""
     t = transform
-    return " ".join(f"{v!r}" for v in (float(t.c), float(t.a), float(t.b), float(t.f), float(t.d), float(t.e)))
+    return " ".join(
+        f"{v!r}" for v in (float(t.c), float(t.a), float(t.b), float(t.f), float(t.d), float(t.e))
+    )
 
 
 def write_grid_mappings(
@@ -181,12 +193,12 @@ def write_grid_mappings(
         ds = ds.rio.write_crs(crs)
     ds = ds.rio.write_transform(transform)
     crs = ds.rio.crs
-    for axis in ("x", "y"):
+    for axis in AXES:
         ds[axis].attrs.update(_axis_attrs(crs, axis, "fine"))
     if native_transform is not None:
         native = ds[GRID_MAPPING].copy().assign_attrs(GeoTransform=geotransform(native_transform))
         ds = ds.assign_coords({NATIVE_GRID_MAPPING: native})
-        for axis in ("x", "y"):
+        for axis in AXES:
             ds[f"{axis}_coarse"].attrs.update(_axis_attrs(crs, axis, "native coarse"))
     for name, var in ds.data_vars.items():
         native_var = name in NATIVE_VARIABLES

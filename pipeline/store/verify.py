@@ -495,7 +495,9 @@ def _marker_row(done: zarr.Array, t: int) -> tuple[np.ndarray, list[tuple[Cell, 
             damaged.append(((t, ty, tx), exc.reason))
             continue
         origin = [region.start for region in chunk_region(done, coords)]
-        markers[ty, tx] = 0 if block is None else block[t - origin[0], ty - origin[1], tx - origin[2]]
+        markers[ty, tx] = (
+            0 if block is None else block[t - origin[0], ty - origin[1], tx - origin[2]]
+        )
     return markers, damaged
 
 

@@ -20,7 +20,7 @@ from pipeline.ingest.scenes import ingest
 from pipeline.simulate.site import simulate_site
 from pipeline.store import layout
 from pipeline.store.chunks import chunk_exists
-from pipeline.store.cube import native_cube_grid, open_cube, cube_grid
+from pipeline.store.cube import cube_grid, native_cube_grid, open_cube
 from pipeline.store.fused import mark_complete_if_done, write_tile
 from pipeline.store.metadata import cf_units, value_attrs
 from pipeline.store.verify import verify_store
@@ -104,7 +104,7 @@ def ds_spatial(ds: xr.Dataset) -> list[float]:
 
 
 def test_consolidated_metadata_follows_every_write(stores: tuple[Path, Path], tmp_path: Path):
-    cube_path, fused_path = stores
+    fused_path = stores[1]
     fused = _open_silently(fused_path, consolidated=True)
     assert fused.attrs["complete"] is True
     group = zarr.open_group(str(fused_path), mode="r+", use_consolidated=False)
@@ -245,3 +245,18 @@ def test_object_counts_for_a_conus_year() -> None:
     assert layout.fused_objects(365, (1024, 1024), 512, 6).data == 365 * 4 * 6 * 2
     cube = layout.cube_objects((46, 365), ard, 512, 6)  # fine every 8 days, coarse daily
     assert cube.total < 1e6
+
+
+def test_plan_prints_the_fused_object_count() -> None:
+    from datetime import date
+
+    from pipeline.ops.plan import calendar_groups, describe_plan, method_cost, plan_batches
+    from pipeline.ops.update import CalendarSpec
+
+    calendar = CalendarSpec(start=date(2024, 1, 1), end=date(2024, 12, 30), fine_every_days=8)
+    groups = calendar_groups(calendar, 2)
+    shape = (20_480, 20_480)  # 40 x 40 tiles: sharded
+    plan = plan_batches(shape, groups, bands=6, tile=512, cost=method_cost("starfm", None, 6))
+    assert plan.objects == layout.fused_objects(plan.n_dates, shape, 512, 6, layers=1)
+    line = next(t for t in describe_plan(plan, "starfm", "cpu") if t.startswith("fused store"))
+    assert f"{plan.objects.total:,} objects" in line and "data shards" in line
