@@ -89,10 +89,9 @@ class FeatureAutoencoder(nn.Module):
 
     def __init__(self, bands: int) -> None:
         super().__init__()
-        pad = "replicate"
 
         def conv(c_in: int, c_out: int, stride: int = 1) -> nn.Module:
-            return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode=pad)
+            return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode="replicate")
 
         self.encoder = nn.Sequential(
             conv(bands, 32), nn.ReLU(), conv(32, 64), nn.ReLU(),

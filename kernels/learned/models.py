@@ -23,20 +23,24 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Literal
 
 import torch
 from torch import nn
+
+#: Padding of the 3x3 convolutions (zeros or replication).
+Padding = Literal["zeros", "replicate"]
 
 #: Channel widths of the DCSTFN and EDCSTFN encoders.
 WIDTHS = (32, 64, 128)
 
 
-def _conv(c_in: int, c_out: int, padding: str = "zeros") -> nn.Conv2d:
+def _conv(c_in: int, c_out: int, padding: Padding = "zeros") -> nn.Conv2d:
     """3x3 convolution keeping the size (zero or replication padding)."""
     return nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode=padding)
 
 
-def _stack(channels: tuple[int, ...], padding: str, last_relu: bool = True) -> nn.Sequential:
+def _stack(channels: tuple[int, ...], padding: Padding, last_relu: bool = True) -> nn.Sequential:
     """3x3 convolutions between consecutive ``channels``, each followed by ReLU."""
     layers: list[nn.Module] = []
     for k, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
@@ -57,7 +61,7 @@ class EDCSTFN(nn.Module):
 
     def __init__(self, bands: int) -> None:
         super().__init__()
-        pad = "replicate"
+        pad: Padding = "replicate"
         self.fine_encoder = _stack((bands, *WIDTHS), pad)
         self.change_encoder = _stack((3 * bands, *WIDTHS), pad, last_relu=False)
         self.decoder = nn.Sequential(
