@@ -301,10 +301,14 @@ def run_provenance(fused: Any) -> dict[str, Any]:
 
 
 def days_from_pair(pairs_used: dict[str, Any], dates: Sequence[str]) -> dict[str, int | None]:
-    """Days from each date to the nearest pair it was predicted from (None where unknown)."""
+    """Days from each date to the nearest pair it was predicted from (None where unknown).
+
+    A pair is recorded as its fine date, or ``fine~coarse`` when the two dates differ; the fine
+    date counts.
+    """
     out: dict[str, int | None] = {}
     for date in dates:
-        pairs = iso_dates(pairs_used.get(date) or [])
+        pairs = iso_dates([str(p).split("~")[0] for p in pairs_used.get(date) or []])
         day = np.datetime64(date, "D")
         gaps = [abs(int((np.datetime64(p, "D") - day).astype(int))) for p in pairs]
         out[date] = min(gaps) if gaps else None

@@ -187,3 +187,13 @@ def test_compare_refuses_other_truths_or_dates(cubes: dict, tmp_path: Path) -> N
     result = run_stfcube("compare", first.out_dir, later.out_dir, "--out", root / "c3")
     assert result.returncode == 2, result.stderr
     assert "same dates" in one_line(result.stderr) and "Traceback" not in result.stderr
+
+
+def test_days_from_pair_reads_fine_and_composite_pairs() -> None:
+    from pipeline.evaluate.run import days_from_pair
+
+    pairs = {"2015-09-30": ["2015-09-05~2015-08-29", "2015-12-10~2015-12-03"]}
+    assert days_from_pair(pairs, ["2015-09-30", "2015-10-16"]) == {
+        "2015-09-30": 25,
+        "2015-10-16": None,
+    }
