@@ -6,8 +6,11 @@ records the masked MSE, RMSE and SSIM; the best epoch's weights are kept; traini
 ``patience`` epochs without improvement. After every epoch the model, the optimiser, the
 sampler's random state and the history go to ``checkpoint.pt`` (written atomically), so a killed
 run, run again with the same settings, continues from its last epoch and ends with the weights an
-uninterrupted run would have. EDCSTFN first trains its feature autoencoder (``autoencoder_steps``
-batches), whose frozen encoder gives the feature term of its compound loss.
+uninterrupted run would have. A time budget (``budget_s``) starts no epoch once that many
+seconds of the call have passed (the epoch under way finishes, so the run ends at most one epoch
+past it; the model is then the best epoch so far, as after early stopping). EDCSTFN first
+trains its feature autoencoder (``autoencoder_steps`` batches), whose frozen encoder gives the
+feature term of its compound loss.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class TrainReport:
     resumed_from: int
     seconds: float
     validation: dict[str, Any]
+    stopped_by: str = "epochs"
 
 
 def _config(
@@ -172,6 +176,7 @@ def train(
     *,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    budget_s: float | None = None,
 ) -> TrainReport:
     """Train ``settings.model`` on the pairs of a cube and write the model directory.
 
@@ -187,6 +192,9 @@ def train(
         Replace a model (or unfinished training) of other settings in ``out_dir``.
     progress
         Called as ``progress(done, total)`` after every batch.
+    budget_s
+        Wall-clock seconds of this call after which no new epoch starts (at least one epoch
+        runs); ``None``: no limit. Not part of the settings: a resumed run may use another.
 
     Raises
     ------
@@ -243,7 +251,12 @@ def train(
             state = saved["state"]
         resumed_from = state["epoch"]
         total = settings.epochs * settings.steps
+        stopped_by = "epochs"
         while state["epoch"] < settings.epochs and state["bad"] < settings.patience:
+            if budget_s is not None and state["epoch"] > resumed_from:
+                if time.perf_counter() - started >= budget_s:
+                    stopped_by = "budget"
+                    break
             losses = []
             for step in range(settings.steps):
                 optimiser.zero_grad()
@@ -287,6 +300,8 @@ def train(
                 out_dir / md.CHECKPOINT,
             )
     _finish(out_dir, config, state)
+    if state["bad"] >= settings.patience:
+        stopped_by = "patience"
     best = state["history"][state["best_epoch"] - 1]["validation"]
     return TrainReport(
         out_dir,
@@ -295,4 +310,5 @@ def train(
         resumed_from,
         time.perf_counter() - started,
         best,
+        stopped_by,
     )
