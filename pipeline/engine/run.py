@@ -247,10 +247,40 @@ def _batch_groups(setup: FusionSetup, dates: Sequence[Any] | None) -> list[tuple
     return batch
 
 
+#: Tile tasks per worker thread the engine aims for: with fewer, one long task at the end of a
+#: run leaves the other cores idle (a 512 px demo site is 4 tiles).
+TASKS_PER_THREAD = 3
+
+
+def date_runs(
+    groups: list[tuple[int, PairGroup]], n_tiles: int, workers: int
+) -> list[tuple[int, PairGroup]]:
+    """Pair groups with their prediction dates cut into runs, when tiles x groups would give the
+    workers fewer than :data:`TASKS_PER_THREAD` tasks each.
+
+    A run of dates is one task per tile: its candidates' date-independent work (search, gather)
+    is shared by the run's dates, so groups are cut only as far as needed to fill the cores, into
+    runs of consecutive dates of near-equal length.
+    """
+    base = n_tiles * len(groups)
+    wanted = TASKS_PER_THREAD * workers
+    if not base or base >= wanted:
+        return groups
+    per_group = -(-wanted // base)  # ceil
+    runs = []
+    for index, group in groups:
+        dates = group.predict_dates
+        for part in np.array_split(np.arange(len(dates)), min(per_group, len(dates))):
+            chosen = tuple(dates[i] for i in part)
+            runs.append((index, PairGroup(group.pair_dates, chosen, group.coarse_dates)))
+    return runs
+
+
 def _tasks(
     setup: FusionSetup,
     groups: list[tuple[int, PairGroup]],
     region: tuple[int, int, int, int] | None,
+    workers: int,
     kernel_threads: int,
 ) -> list[TileTask]:
     try:
@@ -281,7 +311,7 @@ def _tasks(
             kernel_threads=kernel_threads,
             run=setup.run,
         )
-        for index, group in groups
+        for index, group in date_runs(groups, len(tiles), workers)
         for t in tiles
     ]
 
@@ -311,7 +341,7 @@ def run_fusion(
     started = time.perf_counter()
     groups = _batch_groups(setup, dates)
     workers, kernel_threads = _parallelism(client, local_threads)
-    tasks = _tasks(setup, groups, region, kernel_threads)
+    tasks = _tasks(setup, groups, region, workers, kernel_threads)
     pending = pending_tasks(setup.out_path, tasks)
     finished = 0
 

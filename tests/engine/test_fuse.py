@@ -392,3 +392,24 @@ def test_spatial_shares_are_balanced_bands_of_tile_rows() -> None:
     keys = [(t.tile.ty, t.tile.tx, t.out_index) for t in flat]
     assert keys == sorted(keys)  # consecutive bands, row-major inside each
     assert spatial_shares(tasks[:2], 5) == [[tasks[1]], [tasks[0]]]  # no empty shares
+
+
+def test_date_runs_fill_the_workers_only_as_far_as_needed() -> None:
+    """Few tiles x groups: dates cut into consecutive runs until each worker thread has about
+    TASKS_PER_THREAD tasks; enough tasks already: groups untouched."""
+    from pipeline.engine.pairing import PairGroup
+    from pipeline.engine.run import TASKS_PER_THREAD, date_runs
+
+    days = [np.datetime64("2024-05-01") + i for i in range(10)]
+    groups = [
+        (0, PairGroup((days[0],), tuple(days[1:8]), (days[0],))),
+        (1, PairGroup((days[8],), (days[9],), (days[8],))),
+    ]
+    assert date_runs(groups, n_tiles=4, workers=2) == groups  # 8 tasks >= 3 x 2
+    runs = date_runs(groups, n_tiles=1, workers=2)  # 2 tasks: group 0 cut into 3 runs
+    assert [i for i, _ in runs] == [0, 0, 0, 1]
+    assert [len(g.predict_dates) for _, g in runs] == [3, 2, 2, 1]
+    assert sum((g.predict_dates for i, g in runs if i == 0), ()) == groups[0][1].predict_dates
+    assert all(g.pair_dates == groups[i][1].pair_dates for i, g in runs)
+    many = date_runs(groups[:1], n_tiles=1, workers=4)  # a group is cut at most into its dates
+    assert len(many) == min(TASKS_PER_THREAD * 4, 7)
