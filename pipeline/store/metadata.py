@@ -186,8 +186,9 @@ def write_grid_mappings(
     """Attach the grid mappings and CF coordinate attributes (see the module docstring).
 
     ``spatial_ref`` describes the fine grid; ``spatial_ref_coarse`` (when ``native_transform`` is
-    given) the native coarse grid of :data:`NATIVE_VARIABLES`. Each data variable gets
-    ``grid_mapping`` and ``coordinates`` (written as encoding: xarray moves them to attributes).
+    given) the native coarse grid of :data:`NATIVE_VARIABLES`. Each variable on a grid gets
+    ``grid_mapping`` and ``coordinates`` attributes (none in its encoding, where rioxarray puts
+    them but where an explicit ``to_zarr`` encoding would drop them).
     """
     if crs is not None:
         ds = ds.rio.write_crs(crs)
@@ -201,14 +202,18 @@ def write_grid_mappings(
         for axis in AXES:
             ds[f"{axis}_coarse"].attrs.update(_axis_attrs(crs, axis, "native coarse"))
     for name, var in ds.data_vars.items():
-        native_var = name in NATIVE_VARIABLES
-        mapping = NATIVE_GRID_MAPPING if native_var else GRID_MAPPING
         var.encoding.pop("grid_mapping", None)
         var.encoding.pop("coordinates", None)
+        if not ({"y", "x"} <= set(var.dims) or {"y_coarse", "x_coarse"} <= set(var.dims)):
+            continue  # not on a grid (``tile_done``)
+        mapping = NATIVE_GRID_MAPPING if name in NATIVE_VARIABLES else GRID_MAPPING
         aux = [str(c) for c, v in ds.coords.items() if v.dims and set(v.dims) <= set(var.dims)]
         aux = [c for c in aux if c not in var.dims]
         var.attrs["grid_mapping"] = mapping
         var.attrs["coordinates"] = " ".join([mapping, *sorted(aux)])
+    # the dataset's own grid for rioxarray (``ds.rio.crs``/``transform``): the fine grid, where
+    # it would otherwise refuse a dataset whose variables name two grid mappings
+    ds.attrs["grid_mapping"] = GRID_MAPPING
     return ds
 
 

@@ -90,6 +90,7 @@ def test_rioxarray_reads_crs_transform_nodata_and_native_grid(stores: tuple[Path
         assert var.rio.crs == grid.crs
         assert var.rio.transform() == grid.transform
         assert np.isnan(var.rio.encoded_nodata)
+    assert cube.rio.crs == grid.crs and cube.rio.transform() == grid.transform  # whole dataset
     coarse_native = cube["coarse_native"]
     assert (coarse_native.rio.x_dim, coarse_native.rio.y_dim) == ("x_coarse", "y_coarse")
     assert coarse_native.rio.crs == grid.crs
