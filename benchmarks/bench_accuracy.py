@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 import yaml
+import zarr
 
 from pipeline.engine.run import fuse
 from pipeline.errors import ConfigError, InputError
@@ -146,13 +147,14 @@ def prepare_ifsdaf(work: Path) -> Prepared:
     truth_yaml["scenes"] = [{**s, "date": "2015-09-30"} for s in truth_yaml["scenes"]]
     truth.write_text(yaml.safe_dump(truth_yaml, sort_keys=False))
     ndvi_fsdaf = {"dn_min": -10000, "dn_max": 10000, "background": -9999, "background_band": 0}
+    ndvi_fsdaf |= {"mode": "seamless", "scale_factor": 8}
     return Prepared(
         cube=_ingest(inputs, work / "cube.zarr", ("fine", "coarse")),
         truth=_ingest(truth, work / "truth.zarr", ("truth",)),
         dates=["2015-09-30"],
         runs=[
             *_methods_two_pairs(ndvi=True),
-            Run("fsdaf (ISODATA)", "fsdaf", 1, {**ndvi_fsdaf, "mode": "seamless"}),
+            Run("fsdaf (ISODATA)", "fsdaf", 1, ndvi_fsdaf),
             Run("fitfc", "fitfc", 1, {"similarity": "all_bands", "red_band": 0, "nir_band": 0}),
             Run("nochange", "nochange", 1),
             Run("coarse-residual", "coarse-residual", 1),
@@ -163,10 +165,12 @@ def prepare_ifsdaf(work: Path) -> Prepared:
 
 
 def _add_class_map(cube: Path, name: str, classes: np.ndarray) -> None:
-    """Write a (y, x) class map into the cube as a static layer."""
+    """Write a (y, x) class map into the cube as a static layer (the cube's attributes kept)."""
     ds = xr.open_zarr(cube, consolidated=False)
+    attrs = dict(zarr.open_group(str(cube), mode="r").attrs.asdict())
     layer = xr.Dataset({name: (("y", "x"), classes)}, coords={"y": ds["y"], "x": ds["x"]})
     layer.drop_vars(["y", "x"]).chunk(256).to_zarr(cube, mode="a", consolidated=False)
+    zarr.open_group(str(cube), mode="r+").attrs.update(attrs)
 
 
 def prepare_lgc(work: Path) -> Prepared:
