@@ -1,8 +1,9 @@
-"""Input checks and padding shared by the kernels' public functions (NumPy or CuPy via ``xp``).
+"""Input checks, padding and window sums shared by the kernels (NumPy or CuPy via ``xp``).
 
 Every kernel takes stacks of images ``(n, y, x)`` and optional validity masks, and pads whole
 images by a halo before it computes them as one tile; these helpers do that once, with the same
-error messages for every kernel.
+error messages for every kernel. :func:`box_sum` is the square-window sum that Fit-FC's
+regression and ESTARFM's mean coarse change both compute, in one summation order.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from kernels._backend import array_module
 
 
 @contextlib.contextmanager
@@ -86,3 +89,42 @@ def pad_yx(xp: ModuleType, array: Any, halo: int, fill: Any) -> Any:
         return array
     width = [(0, 0)] * (array.ndim - 2) + [(halo, halo), (halo, halo)]
     return xp.pad(array, width, mode="constant", constant_values=fill)
+
+
+def box_sum(values: Any, radius: int) -> Any:
+    """Sums over the ``(2 radius + 1)^2`` windows of the last two axes, truncated at the border.
+
+    Parameters
+    ----------
+    values
+        NumPy or CuPy array ``(..., y, x)``, any real dtype (the sums keep it; pass float64 for
+        exact counts of large windows). NaN spreads to every window that holds it.
+    radius
+        Window half-width in pixels of ``values`` (``>= 0``; 0 returns a copy).
+
+    Returns
+    -------
+    array
+        Same shape, dtype and module as ``values``: element ``(..., i, j)`` is the sum of
+        ``values[..., i - radius : i + radius + 1, j - radius : j + radius + 1]`` over the part
+        inside the array (outside pixels count as 0).
+
+    Notes
+    -----
+    Summed slice by slice (offsets ``-radius .. radius``, rows then columns), so a pixel's sum
+    does not depend on where the array starts: a tile gives the whole image's numbers bit for
+    bit.
+    """
+    xp = array_module(values)
+    out = values
+    for axis in (-2, -1):
+        n = out.shape[axis]
+        width = [(0, 0)] * out.ndim
+        width[axis] = (radius, radius)
+        padded = xp.pad(out, width)
+        moved = xp.moveaxis(padded, axis, 0)
+        total = xp.zeros_like(moved[:n])
+        for shift in range(2 * radius + 1):
+            total = total + moved[shift : shift + n]
+        out = xp.moveaxis(total, 0, axis)
+    return out

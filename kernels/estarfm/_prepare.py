@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from kernels._arrays import box_sum
 from kernels._backend import array_module
 from kernels.estarfm.params import SIGNIFICANCE, EstarfmParams
-from kernels.fitfc._regression import box_sum
 
 #: ``code`` layer: how each pixel and band was predicted.
 NO_PREDICTION, FITTED_V, UNIT_V, OUT_OF_RANGE, FEW_CANDIDATES = 0, 1, 2, 3, 4

@@ -16,7 +16,7 @@ import numpy as np
 from numba import cuda
 
 from kernels._backend import array_module
-from kernels.fitfc._select import keep_best
+from kernels._select import keep_best
 
 #: Most neighbours a GPU thread keeps (its local list has a compile-time size).
 MAX_SIMILAR = 64
@@ -24,7 +24,7 @@ MAX_SIMILAR = 64
 BLOCK = (16, 8)
 
 
-#: :func:`kernels.fitfc._select.keep_best` as a device function.
+#: :func:`kernels._select.keep_best` as a device function.
 _keep = cuda.jit(device=True)(keep_best)
 
 

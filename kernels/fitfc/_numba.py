@@ -13,9 +13,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from kernels.fitfc._select import keep_best
+from kernels._select import keep_best
 
-#: :func:`kernels.fitfc._select.keep_best`, compiled for the CPU.
+#: :func:`kernels._select.keep_best`, compiled for the CPU.
 _keep = njit(cache=True, nogil=True)(keep_best)
 
 

@@ -12,34 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from kernels._arrays import quiet_invalid
+from kernels._arrays import box_sum, quiet_invalid
 from kernels._backend import array_module
 
 #: MATLAB's ``eps``, added to the local variance as the reference's guided filter does.
 EPS = float(np.finfo(np.float64).eps)
 #: Keys' cubic convolution parameter used by MATLAB's ``imresize(..., 'bicubic')``.
 KEYS_A = -0.5
-
-
-def box_sum(values: Any, radius: int) -> Any:
-    """Sums over (2 radius + 1)^2 windows truncated at the array border, last two axes.
-
-    Summed slice by slice (offsets -radius .. radius, rows then columns), so a pixel's sum does
-    not depend on where the array starts: a tile gives the whole image's numbers bit for bit.
-    """
-    xp = array_module(values)
-    out = values
-    for axis in (-2, -1):
-        n = out.shape[axis]
-        width = [(0, 0)] * out.ndim
-        width[axis] = (radius, radius)
-        padded = xp.pad(out, width)
-        moved = xp.moveaxis(padded, axis, 0)
-        total = xp.zeros_like(moved[:n])
-        for shift in range(2 * radius + 1):
-            total = total + moved[shift : shift + n]
-        out = xp.moveaxis(total, 0, axis)
-    return out
 
 
 def regression(coarse: Any, coarse_pred: Any, radius: int, skip_invalid: bool) -> tuple[Any, ...]:

@@ -17,7 +17,7 @@ import numpy as np
 from numba import cuda
 
 from kernels._backend import array_module
-from kernels.fitfc._select import keep_best
+from kernels._select import keep_best
 from kernels.fsdaf import _similar
 
 #: Most similar pixels a GPU thread keeps (its local list has a compile-time size).

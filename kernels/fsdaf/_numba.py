@@ -2,7 +2,7 @@
 
 Same contract as :func:`kernels.fsdaf._ref.smooth_sums`. Per target the clipped window is
 scanned once in row-major order while a sorted list of the ``n_similar`` best candidates is
-kept by insertion (:func:`kernels.fitfc._select.keep_best`, ordered by key then window index):
+kept by insertion (:func:`kernels._select.keep_best`, ordered by key then window index):
 a partial selection, no sort.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels.fitfc._select import keep_best
+from kernels._select import keep_best
 from kernels.fsdaf import _similar
 
 _keep = njit(cache=True, nogil=True)(keep_best)
