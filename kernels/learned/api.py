@@ -69,12 +69,14 @@ def _broadcast(pair: Pair, n: int) -> Pair:
 
 
 def _inverse_change_weights(
-    predictions: Sequence[torch.Tensor], pairs: Sequence[Pair]
+    results: Sequence[tuple[torch.Tensor, torch.Tensor]], pairs: Sequence[Pair]
 ) -> list[torch.Tensor]:
-    """Per-pixel weights ``(N, 1, y, x)`` of each pair, inverse to its predicted change."""
+    """Per-pixel weights ``(N, 1, y, x)`` of each pair, inverse to its predicted change
+    (``results``: each pair's prediction and filled fine image, so that an invalid, maybe NaN,
+    fine pixel gives a weight of 0 and a finite gradient)."""
     raw = [
-        pair.fine_valid[:, None] / ((pred - pair.fine).abs().mean(1, keepdim=True) + 1e-6)
-        for pred, pair in zip(predictions, pairs, strict=True)
+        pair.fine_valid[:, None] / ((pred - fine).abs().mean(1, keepdim=True) + 1e-6)
+        for (pred, fine), pair in zip(results, pairs, strict=True)
     ]
     total = sum(raw[1:], raw[0]).clamp_min(1e-12)
     return [w / total for w in raw]
@@ -136,7 +138,7 @@ def predict(
     else:
         results = [_pair_prediction(model, p, coarse_pred, coarse_pred_valid) for p in pairs]
         predictions = [r[0] for r in results]
-        weights = _inverse_change_weights(predictions, pairs)
+        weights = _inverse_change_weights(results, pairs)
         out = sum((w * p for w, p in zip(weights, predictions, strict=True)), torch.zeros(()))
     valid = pairs[0].fine_valid
     for pair in pairs[1:]:
