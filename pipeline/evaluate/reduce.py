@@ -17,47 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import dask
-import dask.array as da
 import numpy as np
 
 from kernels import metrics as km
-from pipeline.errors import ConfigError
 from pipeline.evaluate.inputs import AlignedInputs
 
 #: Longest side, in pixels, of the decimated chips used for quicklooks and scatter plots (a
 #: quicklook panel is ~350 px wide: 512 keeps full detail at a quarter of 1024's drawing cost).
 MAX_CHIP = 512
-
-
-def truth_data_range(inputs: AlignedInputs) -> da.Array:
-    """Per band ``max − min`` of the truth over its valid pixels (lazy, one pass)."""
-    masked = da.where(inputs.valid, inputs.truth, np.nan)
-    return da.nanmax(masked, axis=(0, 2, 3)) - da.nanmin(masked, axis=(0, 2, 3))
-
-
-def data_ranges(
-    given: float | None, inputs: AlignedInputs, bands: Sequence[str], notes: list[str]
-) -> np.ndarray:
-    """Data range ``L`` per band for SSIM and PSNR: ``given``, else the truth's ``max − min``.
-
-    Bands where the truth is constant or empty get 1.0, with a note.
-
-    Raises
-    ------
-    ConfigError
-        When ``given`` is not positive.
-    """
-    if given is not None:
-        if not given > 0:
-            raise ConfigError(f"data range must be positive, got {given}")
-        return np.full(len(bands), float(given))
-    ranges = np.asarray(truth_data_range(inputs).compute(), dtype=np.float64)
-    degenerate = ~(ranges > 0)
-    if degenerate.any():
-        names = ", ".join(b for b, d in zip(bands, degenerate, strict=True) if d)
-        notes.append(f"truth constant or empty in band(s) {names}: data range 1.0 used there")
-        ranges = np.where(degenerate, 1.0, ranges)
-    return ranges
 
 
 @dataclass(frozen=True)
