@@ -1,4 +1,5 @@
-"""Two numba intrinsics the CPU kernels need and numba's Python subset cannot express.
+"""Two numba intrinsics the CPU kernels need and numba's Python subset cannot express, and the
+candidate-list append built on them.
 
 * :func:`within_mask64` compares 64 consecutive array elements with a centre value in one
   vector operation and returns the result as the bits of a ``uint64`` (bit ``j`` = element
@@ -9,19 +10,23 @@
   move on x86-64 with AVX-512, more instructions on AVX2 or NEON, same result everywhere).
 * :func:`trailing_zeros` is LLVM's ``cttz`` (one ``tzcnt`` instruction): the index of the lowest
   set bit, 64 for zero, used to walk the set bits of a mask.
+* :func:`append_set_bits` appends the positions of a mask's set bits to a candidate list: the
+  step after :func:`within_mask64` in the STARFM and ESTARFM searches (plain ``@njit``, inlined
+  into its caller).
 
-Both are ``numba.extending.intrinsic`` functions: callable from ``@njit`` code only, inlined into
-the caller's machine code, compatible with numba's on-disk cache. Scope: ``within_mask64`` reads
-``array[start:start + 64]`` *without bounds checks*; callers pad their arrays so that every
-``start`` they pass has 64 readable elements.
+The first two are ``numba.extending.intrinsic`` functions: callable from ``@njit`` code only,
+inlined into the caller's machine code, compatible with numba's on-disk cache. Scope:
+``within_mask64`` reads ``array[start:start + 64]`` *without bounds checks*; callers pad their
+arrays so that every ``start`` they pass has 64 readable elements.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -113,3 +118,40 @@ def within_mask64(
         return builder.bitcast(builder.and_(below, above), ir.IntType(MASK_BITS))
 
     return signature, codegen
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def append_set_bits(bits: Any, first: Any, cell: Any, n: Any) -> Any:
+    """Append ``first + j`` for every set bit ``j`` of ``bits``, lowest first; returns the new
+    length of the list.
+
+    The first four bits are written without a data-dependent branch (most window rows hold few
+    candidates), so ``cell`` needs 3 spare entries after the last one appended. Inlined into the
+    calling ``@njit`` function.
+
+    Parameters
+    ----------
+    bits
+        ``uint64`` mask (e.g. from :func:`within_mask64`).
+    first
+        Index of the element that bit 0 stands for (the caller's numbering).
+    cell
+        1-D integer array, the candidate list; entries ``n`` onwards are written.
+    n
+        Entries of ``cell`` in use.
+
+    Returns
+    -------
+    int
+        ``n`` plus the number of set bits.
+    """
+    one = np.uint64(1)
+    for _ in range(4):
+        cell[n] = first + trailing_zeros(bits)
+        n += bits != 0
+        bits &= bits - one
+    while bits:
+        cell[n] = first + trailing_zeros(bits)
+        n += 1
+        bits &= bits - one
+    return n

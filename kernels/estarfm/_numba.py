@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numba import njit, prange
 
-from kernels._simd import MASK_BITS, trailing_zeros, within_mask64
+from kernels._simd import MASK_BITS, append_set_bits, within_mask64
 from kernels.estarfm import _formulas
 from kernels.estarfm._prepare import (
     FEW_CANDIDATES,
@@ -67,14 +67,7 @@ def _search(key, plane, n_keys, centre, thresholds, y, x, rows, cols, w, cell):
             for k in range(n_keys):
                 if bits:
                     bits &= within_mask64(key, k * plane + first, centre[k], thresholds[k])
-            for _ in range(4):
-                cell[n] = first + trailing_zeros(bits)
-                n += bits != 0
-                bits &= bits - one
-            while bits:
-                cell[n] = first + trailing_zeros(bits)
-                n += 1
-                bits &= bits - one
+            n = append_set_bits(bits, first, cell, n)
     return n
 
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numba import njit, prange
 
-from kernels._simd import MASK_BITS, trailing_zeros, within_mask64
+from kernels._simd import MASK_BITS, append_set_bits, within_mask64
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -53,7 +53,6 @@ def _search(key, centre, threshold, base, row_stride, span, tail_mask, cell, n):
     ``tail_mask`` keeps the cells of the last chunk that lie inside the window. Returns the new
     length ``n`` of the candidate list ``cell``, which needs 3 spare entries at its end.
     """
-    one = np.uint64(1)
     chunks = (span + MASK_BITS - 1) // MASK_BITS
     for r in range(span):
         row_start = base + r * row_stride
@@ -62,14 +61,7 @@ def _search(key, centre, threshold, base, row_stride, span, tail_mask, cell, n):
             if chunk == chunks - 1:
                 bits &= tail_mask
             first = r * span + MASK_BITS * chunk
-            for _ in range(4):
-                cell[n] = first + trailing_zeros(bits)
-                n += bits != 0
-                bits &= bits - one
-            while bits:
-                cell[n] = first + trailing_zeros(bits)
-                n += 1
-                bits &= bits - one
+            n = append_set_bits(bits, first, cell, n)
     return n
 
 
