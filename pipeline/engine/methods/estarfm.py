@@ -10,11 +10,11 @@ block it overlaps separately, so tiled == whole image there too.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import dask
 import dask.array as da
 import numpy as np
 
@@ -22,6 +22,7 @@ from kernels._backend import array_module
 from kernels.estarfm import EstarfmParams, estarfm_tile
 from kernels.estarfm._prepare import CODES, valid_pixels
 from kernels.estarfm.statistics import threshold_moments, thresholds_from_moments
+from pipeline.engine.methods.arrays import chunk_sums
 from pipeline.engine.methods.base import (
     FusionMethod,
     OutputLayer,
@@ -60,17 +61,10 @@ def _moments(fine: np.ndarray, valid: np.ndarray, background: float, reference: 
 
 def _region_moments(fine: da.Array, valid: da.Array, params: EstarfmParams) -> da.Array:
     """Lazy threshold moments ``(pairs, band, 3)`` of a region, summed chunk by chunk."""
-    fine = fine.rechunk({0: -1, 1: -1})
-    valid = valid.rechunk((-1, fine.chunks[2], fine.chunks[3]))
-    shape = (fine.shape[0], fine.shape[1], 3)
-    reference = params.mode == "reference"
-    partial = [
-        da.from_delayed(
-            dask.delayed(_moments)(f, v, params.background, reference), shape, dtype=np.float64
-        )
-        for f, v in zip(fine.to_delayed().ravel(), valid.to_delayed().ravel(), strict=True)
-    ]
-    return da.stack(partial).sum(axis=0)
+    moments = functools.partial(
+        _moments, background=params.background, reference=params.mode == "reference"
+    )
+    return chunk_sums(fine, valid, moments, 3)
 
 
 @register

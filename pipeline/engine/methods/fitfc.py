@@ -18,6 +18,13 @@ import numpy as np
 from kernels._backend import array_module
 from kernels.fitfc import FitfcParams, rm_rc, spatial_filter
 from kernels.fitfc.api import similarity_bands
+from pipeline.engine.methods.arrays import (
+    first_fine,
+    inside_image,
+    masked_coarse,
+    native_coarse,
+    tile_window,
+)
 from pipeline.engine.methods.base import (
     FusionMethod,
     InputSpec,
@@ -31,18 +38,6 @@ from pipeline.errors import ConfigError
 
 #: Coarse pixels the bicubic upsampling reads beyond the coarse pixel under a fine pixel.
 BICUBIC_SUPPORT = 2
-
-
-def inside_image(inputs: TileInputs) -> tuple[slice, slice]:
-    """Rows and columns of the halo-extended tile that lie inside the image."""
-    if inputs.image_shape is None:
-        raise ValueError("fitfc needs the image shape beside the tile")
-    row0, col0 = inputs.tile.row0 - inputs.halo, inputs.tile.col0 - inputs.halo
-    rows, cols = inputs.fine.shape[-2:]
-    return (
-        slice(max(0, -row0), min(rows, inputs.image_shape[0] - row0)),
-        slice(max(0, -col0), min(cols, inputs.image_shape[1] - col0)),
-    )
 
 
 @register
@@ -125,11 +120,9 @@ class FitfcMethod(FusionMethod[FitfcParams]):
     ) -> TileResult:
         xp = array_module(inputs.fine)
         rows, cols = inside_image(inputs)
-        fine = xp.where(inputs.fine_valid[0, None], inputs.fine[0], xp.nan)[:, rows, cols]
+        fine = first_fine(inputs, rows, cols)
         coarse, coarse_pred, ratio, offset = _coarse_blocks(inputs, params, rows, cols)
-        t = inputs.tile
-        top, left = inputs.halo - rows.start, inputs.halo - cols.start
-        window = (top, top + t.row1 - t.row0, left, left + t.col1 - t.col0)
+        window = tile_window(inputs, rows, cols)
         n_dates = len(coarse_pred)
         z2 = [rm_rc(fine, coarse, pred, ratio, params, offset=offset) for pred in coarse_pred]
         if params.mode == "reference":
@@ -146,26 +139,13 @@ def _coarse_blocks(
 ) -> tuple[Any, list[Any], int, tuple[int, int]]:
     """C1, each date's C2 (NaN where invalid) cut to the image, their ratio to the fine grid and
     the offset of their corner from the cut fine block's, on the grid ``params`` asks for."""
-    xp = array_module(inputs.fine)
     if params.coarse_grid == "fine":
-        coarse = xp.where(inputs.coarse_valid[0, None], inputs.coarse[0], xp.nan)[:, rows, cols]
-        preds = [
-            xp.where(valid[None], pred, xp.nan)[:, rows, cols]
-            for pred, valid in zip(inputs.coarse_pred, inputs.coarse_pred_valid, strict=True)
-        ]
+        coarse, preds = masked_coarse(
+            inputs.coarse,
+            inputs.coarse_valid,
+            inputs.coarse_pred,
+            inputs.coarse_pred_valid,
+            (slice(None), rows, cols),
+        )
         return coarse, preds, 1, (0, 0)
-    if inputs.ratio is None or inputs.native_inside is None:
-        raise ValueError("fitfc with coarse_grid=native needs the cube's native coarse grid")
-    n0, n1, m0, m1 = inputs.native_inside
-    native, ratio = inputs.native, inputs.ratio
-    block = (slice(None), slice(n0, n1), slice(m0, m1))
-    coarse = xp.where(native["coarse_valid"][0, None], native["coarse"][0], xp.nan)[block]
-    preds = [
-        xp.where(valid[None], pred, xp.nan)[block]
-        for pred, valid in zip(native["coarse_pred"], native["coarse_pred_valid"], strict=True)
-    ]
-    offset = (
-        inputs.native_offset[0] + n0 * ratio - rows.start,
-        inputs.native_offset[1] + m0 * ratio - cols.start,
-    )
-    return coarse, preds, ratio, offset
+    return native_coarse(inputs, rows, cols)

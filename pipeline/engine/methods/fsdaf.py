@@ -29,6 +29,7 @@ from kernels.fsdaf._isodata import classify, isodata_centres
 from kernels.fsdaf._program import run_program
 from kernels.fsdaf._seamless import Geometry, classes_of, global_statistics, predict_region
 from kernels.fsdaf.api import last_block_classes, smoother
+from pipeline.engine.methods.arrays import first_fine, inside_image, native_coarse, tile_window
 from pipeline.engine.methods.base import (
     FusionMethod,
     InputSpec,
@@ -37,7 +38,6 @@ from pipeline.engine.methods.base import (
     TileInputs,
     TileResult,
 )
-from pipeline.engine.methods.fitfc import inside_image
 from pipeline.engine.methods.registry import register
 from pipeline.errors import ConfigError
 from pipeline.store.fused import OutputLayer
@@ -236,8 +236,7 @@ def _reference_tile(
 ) -> list[Any]:
     rows, cols = inside_image(inputs)
     assert inputs.image_shape is not None  # inside_image checked it
-    masked = np.where(inputs.fine_valid[0, None], inputs.fine[0], np.nan)[:, rows, cols]
-    fine, background = _as_program_input(masked, params)
+    fine, background = _as_program_input(first_fine(inputs, rows, cols), params)
     classes = _tile_class_map(inputs, params, rows, cols)
     if classes is None:
         centres = statistics["centres"]
@@ -277,27 +276,13 @@ def _seamless_tile(
         corner[1] + inputs.native_offset[1]
     ) % inputs.ratio:
         raise ConfigError("fsdaf mode=seamless needs a native grid aligned with the fine grid")
-    fine = np.where(inputs.fine_valid[0, None], inputs.fine[0], np.nan)[:, rows, cols]
-    n0, n1, m0, m1 = inputs.native_inside
-    native = inputs.native
-    block = (slice(None), slice(n0, n1), slice(m0, m1))
-    coarse = np.where(native["coarse_valid"][0, None], native["coarse"][0], np.nan)[block]
-    offset = (
-        inputs.native_offset[0] + n0 * inputs.ratio - rows.start,
-        inputs.native_offset[1] + m0 * inputs.ratio - cols.start,
-    )
-    geometry = Geometry(inputs.ratio, offset)
+    fine = first_fine(inputs, rows, cols)
+    coarse, preds, ratio, offset = native_coarse(inputs, rows, cols)
+    geometry = Geometry(ratio, offset)
     classes = classes_of(fine, _tile_class_map(inputs, params, rows, cols), statistics["centres"])
-    t = inputs.tile
-    top, left = inputs.halo - rows.start, inputs.halo - cols.start
-    window = (top, top + t.row1 - t.row0, left, left + t.col1 - t.col0)
+    window = tile_window(inputs, rows, cols)
     stats = dict(statistics)
-    out = []
-    for d, (pred, valid) in enumerate(
-        zip(native["coarse_pred"], native["coarse_pred_valid"], strict=True)
-    ):
-        c2 = np.where(valid[None], pred, np.nan)[block]
-        out.append(
-            predict_region(fine, classes, coarse, c2, geometry, stats, d, params, smooth, window)
-        )
-    return out
+    return [
+        predict_region(fine, classes, coarse, c2, geometry, stats, d, params, smooth, window)
+        for d, c2 in enumerate(preds)
+    ]

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
+from pipeline.engine.methods.arrays import inside_image
 from pipeline.engine.methods.base import FusionMethod, InputSpec, ParamDoc, TileInputs, TileResult
 from pipeline.engine.methods.registry import register
 from pipeline.errors import ConfigError
@@ -39,17 +40,6 @@ class LearnedParams:
 def _config(model: str, digest: str) -> dict[str, Any]:
     """The model directory's checked config (cached per weights digest)."""
     return md.read_config(Path(model))
-
-
-def _inside(inputs: TileInputs) -> tuple[slice, slice]:
-    """Rows and columns of the halo-extended tile inside the image."""
-    assert inputs.image_shape is not None
-    row0, col0 = inputs.tile.row0 - inputs.halo, inputs.tile.col0 - inputs.halo
-    rows, cols = inputs.fine.shape[-2:]
-    return (
-        slice(max(0, -row0), min(rows, inputs.image_shape[0] - row0)),
-        slice(max(0, -col0), min(cols, inputs.image_shape[1] - col0)),
-    )
 
 
 def _aligned(start: int, stop: int, offset: int, ratio: int, lo: int, hi: int) -> tuple[int, int]:
@@ -136,7 +126,7 @@ class LearnedMethod(FusionMethod[LearnedParams]):
 
         from kernels.learned import DCSTFN, Pair, predict
 
-        rows, cols = _inside(inputs)
+        rows, cols = inside_image(inputs)
         scale, t = md.SCALE, inputs.tile
         if isinstance(state, DCSTFN):
             pairs, pred, pred_valid, rows, cols = _native_inputs(inputs, state.ratio, rows, cols)

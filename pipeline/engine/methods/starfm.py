@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import dask
 import dask.array as da
 import numpy as np
 
 from kernels._backend import array_module
 from kernels.starfm import StarfmParams, slice_moments, slices_from_moments, starfm_tile
+from pipeline.engine.methods.arrays import chunk_sums
 from pipeline.engine.methods.base import (
     FusionMethod,
     OutputLayer,
@@ -87,14 +87,7 @@ class StarfmMethod(FusionMethod[StarfmParams]):
             ]
             return np.stack(per_band, axis=1)
 
-        fine = inputs.fine.rechunk({0: -1, 1: -1})
-        valid = inputs.fine_valid.rechunk((-1, fine.chunks[2], fine.chunks[3]))
-        shape = (fine.shape[0], fine.shape[1], 3)
-        partial = [
-            da.from_delayed(dask.delayed(block_moments)(f, v), shape=shape, dtype=np.float64)
-            for f, v in zip(fine.to_delayed().ravel(), valid.to_delayed().ravel(), strict=True)
-        ]
-        return {"moments": da.stack(partial).sum(axis=0)}
+        return {"moments": chunk_sums(inputs.fine, inputs.fine_valid, block_moments, 3)}
 
     def fuse_tile(
         self,
