@@ -65,6 +65,42 @@ def checked_stack(xp: ModuleType, array: Any, name: str, *, axis_name: str) -> A
     return array
 
 
+def real_array(
+    xp: ModuleType, array: Any, name: str, axes: tuple[str, ...], first: int | None = None
+) -> Any:
+    """``array`` as a float64 array of ``xp``, checked for its number of axes and its dtype.
+
+    Parameters
+    ----------
+    xp
+        Array module (``numpy`` or ``cupy``).
+    array
+        The input, with one axis per entry of ``axes``.
+    name
+        Argument name used in the error messages.
+    axes
+        Names of the axes in the error messages, e.g. ``("band", "y", "x")``.
+    first
+        Required length of the first axis (``None``: any).
+
+    Returns
+    -------
+    array
+        ``xp.asarray(array, dtype=float64)``.
+
+    Raises
+    ------
+    ValueError
+        Another number of axes or first-axis length, or a non-numeric or bool dtype.
+    """
+    array = xp.asarray(array)
+    if array.ndim != len(axes) or (first is not None and array.shape[0] != first):
+        raise ValueError(f"{name} must be a ({', '.join(axes)}) array, got shape {array.shape}")
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{name} must hold real numbers, not {array.dtype}")
+    return xp.asarray(array, dtype=xp.float64)
+
+
 def checked_mask(xp: ModuleType, mask: Any, shape: tuple[int, ...], name: str) -> Any:
     """``mask`` as a bool array broadcast to ``shape`` (accepts (n, y, x) or (y, x)).
 

@@ -18,6 +18,7 @@ import numpy as np
 from numba import cuda
 
 from kernels._backend import array_module
+from kernels._launch import BLOCK, launch_grid
 from kernels.estarfm import _formulas
 from kernels.estarfm._prepare import (
     FEW_CANDIDATES,
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 #: Most bands a GPU thread keeps accumulators for (compile-time size of its local arrays).
 MAX_BANDS = 16
-#: Threads per block along (x, y).
-BLOCK = (16, 8)
 
 _correlation = cuda.jit(device=True)(_formulas.correlation)
 _inverse_distance = cuda.jit(device=True)(_formulas.inverse_distance)
@@ -156,8 +155,7 @@ def predict(tile: TileArrays, consts: Constants) -> tuple[Any, Any, Any]:
     if out.size == 0:
         return out, code, count
     limits = xp.asarray([consts.dn_min, consts.dn_max, consts.min_change], dtype=xp.float64)
-    grid = (math.ceil((col1 - col0) / BLOCK[0]), math.ceil((row1 - row0) / BLOCK[1]))
-    _kernel[grid, BLOCK](
+    _kernel[launch_grid(row1 - row0, col1 - col0), BLOCK](
         tile.fine,
         tile.coarse,
         tile.coarse_pred,

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from kernels._arrays import real_array
 from kernels._backend import array_module, engine_module, resolve_backend
 from kernels.estarfm._prepare import constants, prepare_tile, valid_pixels
 from kernels.estarfm.params import EstarfmParams
@@ -52,13 +53,8 @@ class EstarfmResult:
 
 
 def _stack(xp: Any, array: Any, name: str, first: int | None) -> Any:
-    array = xp.asarray(array)
-    if array.ndim != 4 or (first is not None and array.shape[0] != first):
-        lead = "2 (pairs)" if first == 2 else "n (dates)"
-        raise ValueError(f"{name} must be a ({lead}, band, y, x) array, got shape {array.shape}")
-    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{name} must hold real numbers, not {array.dtype}")
-    return xp.asarray(array, dtype=xp.float64)
+    lead = "2 (pairs)" if first == 2 else "n (dates)"
+    return real_array(xp, array, name, (lead, "band", "y", "x"), first)
 
 
 def _mask(xp: Any, mask: Any, shape: tuple[int, ...], name: str) -> Any:

@@ -16,12 +16,11 @@ import numpy as np
 from numba import cuda
 
 from kernels._backend import array_module
+from kernels._launch import BLOCK, launch_grid
 from kernels._select import keep_best
 
 #: Most neighbours a GPU thread keeps (its local list has a compile-time size).
 MAX_SIMILAR = 64
-#: Threads per block along (x, y).
-BLOCK = (16, 8)
 
 
 #: :func:`kernels._select.keep_best` as a device function.
@@ -85,8 +84,7 @@ def filter_sums(
         usable = xp.ones(values.shape[1:], dtype=xp.bool_)
     out = xp.empty((values.shape[0], row1 - row0, col1 - col0), dtype=xp.float64)
     span = math.isqrt(weights.size)
-    grid = (math.ceil((col1 - col0) / BLOCK[0]), math.ceil((row1 - row0) / BLOCK[1]))
-    _filter_kernel[grid, BLOCK](
+    _filter_kernel[launch_grid(row1 - row0, col1 - col0), BLOCK](
         xp.ascontiguousarray(key, dtype=xp.float64),
         xp.ascontiguousarray(values, dtype=xp.float64),
         usable,

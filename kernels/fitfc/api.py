@@ -34,18 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from kernels._arrays import real_array
 from kernels._backend import array_module, engine_module, resolve_backend
 from kernels.fitfc._regression import regression, upsample_bicubic, upsample_nearest
 from kernels.fitfc.params import FitfcParams
 
-
-def _image(xp: Any, array: Any, name: str, ndim: int = 3) -> Any:
-    array = xp.asarray(array)
-    if array.ndim != ndim:
-        raise ValueError(f"{name} must be a (band, y, x) array, got shape {array.shape}")
-    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{name} must hold real numbers, not {array.dtype}")
-    return xp.asarray(array, dtype=xp.float64)
+#: Axes of the images the public functions take.
+_BAND_YX = ("band", "y", "x")
 
 
 def rm_rc(
@@ -81,8 +76,9 @@ def rm_rc(
     """
     params = params or FitfcParams()
     xp = array_module(fine, coarse, coarse_pred)
-    f1 = _image(xp, fine, "fine")
-    c1, c2 = _image(xp, coarse, "coarse"), _image(xp, coarse_pred, "coarse_pred")
+    f1 = real_array(xp, fine, "fine", _BAND_YX)
+    c1 = real_array(xp, coarse, "coarse", _BAND_YX)
+    c2 = real_array(xp, coarse_pred, "coarse_pred", _BAND_YX)
     if c1.shape != c2.shape or c1.shape[0] != f1.shape[0]:
         raise ValueError(
             f"coarse {c1.shape} and coarse_pred {c2.shape} must match each other and the "
@@ -151,7 +147,7 @@ def spatial_filter(
     """
     params = params or FitfcParams()
     xp = array_module(fine, z2)
-    f1, values = _image(xp, fine, "fine"), _image(xp, z2, "z2")
+    f1, values = real_array(xp, fine, "fine", _BAND_YX), real_array(xp, z2, "z2", _BAND_YX)
     if f1.shape[1:] != values.shape[1:]:
         raise ValueError(f"fine {f1.shape} and z2 {values.shape} must cover the same pixels")
     rows, cols = f1.shape[1:]

@@ -17,13 +17,12 @@ import numpy as np
 from numba import cuda
 
 from kernels._backend import array_module
+from kernels._launch import BLOCK, launch_grid
 from kernels._select import keep_best
 from kernels.fsdaf import _similar
 
 #: Most similar pixels a GPU thread keeps (its local list has a compile-time size).
 MAX_SIMILAR = 64
-#: Threads per block along (x, y).
-BLOCK = (16, 8)
 
 _keep = cuda.jit(device=True)(keep_best)
 _candidate = cuda.jit(device=True)(_similar.candidate)
@@ -96,11 +95,7 @@ def smooth_sums(
     xp = array_module(fine, change)
     row0, row1, col0, col1 = window
     out = xp.empty((change.shape[0], row1 - row0, col1 - col0), dtype=xp.float64)
-    grid = (
-        max(1, math.ceil((col1 - col0) / BLOCK[0])),
-        max(1, math.ceil((row1 - row0) / BLOCK[1])),
-    )
-    _smooth_kernel[grid, BLOCK](
+    _smooth_kernel[launch_grid(row1 - row0, col1 - col0), BLOCK](
         xp.ascontiguousarray(fine, dtype=xp.float64),
         xp.ascontiguousarray(change, dtype=xp.float64),
         xp.ascontiguousarray(threshold, dtype=xp.float64),

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from kernels._arrays import real_array
 from kernels._backend import engine_module, is_cupy_array, resolve_backend, to_numpy
 from kernels.fsdaf._isodata import classify, isodata_centres
 from kernels.fsdaf._program import Smoother, block_classes, block_layout, run_program
@@ -42,14 +43,10 @@ from kernels.fsdaf._seamless import Geometry, classes_of, global_statistics, pre
 from kernels.fsdaf.params import FsdafParams
 
 
-def _image(array: Any, name: str, ndim: int = 3) -> np.ndarray:
-    array = to_numpy(array)
-    if array.ndim != ndim:
-        kind = "(band, y, x)" if ndim == 3 else "(y, x)"
-        raise ValueError(f"{name} must be a {kind} array, got shape {array.shape}")
-    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{name} must hold real numbers, not {array.dtype}")
-    return np.asarray(array, dtype=np.float64)
+def _image(array: Any, name: str) -> np.ndarray:
+    """``array`` on the host as a float64 ``(band, y, x)`` image (checked)."""
+    image: np.ndarray = real_array(np, to_numpy(array), name, ("band", "y", "x"))
+    return image
 
 
 def smoother(engine: str, on_gpu: bool = False) -> Smoother:

@@ -14,20 +14,19 @@ differ from the reference program.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numba import cuda
 from numba.core import config
 
+from kernels._launch import BLOCK, launch_grid
+
 if TYPE_CHECKING:
     from types import ModuleType
 
     from kernels.starfm._prepare import KernelConstants, TileArrays
 
-#: Threads per block along (x, y).
-BLOCK = (16, 8)
 _DROPPED = np.float32(-1.0)
 
 if config.ENABLE_CUDASIM:
@@ -162,8 +161,7 @@ def predict_sums(tile: TileArrays, consts: KernelConstants, xp: ModuleType) -> t
     fsr = xp.empty((n_dates, h, w), dtype=np.float32)
     count = xp.empty((n_dates, h, w), dtype=np.int32)
     flags = int(consts.and_filter) | (int(consts.spectral_only) << 1)
-    grid = (math.ceil(w / BLOCK[0]), math.ceil(h / BLOCK[1]))
-    _predict_kernel[grid, BLOCK](
+    _predict_kernel[launch_grid(h, w), BLOCK](
         tile.key,
         tile.value,
         tile.lsr,
