@@ -35,7 +35,7 @@ SHARD_FACTOR = 8
 #: Dates per shard in a large fused store.
 SHARD_DATES = 64
 #: Stores with at most this many chunks (cube) or tiles (fused) per date are not sharded.
-SHARD_MIN_BLOCKS = 64
+SHARD_MIN_BLOCKS = 1024
 
 
 def _blocks(extent: int, size: int) -> int:
