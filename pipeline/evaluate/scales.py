@@ -30,6 +30,7 @@ import xarray as xr
 from pipeline.errors import ConfigError
 from pipeline.evaluate.inputs import AlignedInputs
 from pipeline.ingest.sanity import parse_units
+from pipeline.store.metadata import stated_units
 
 #: ``data_range_source`` values of an evaluation's settings.
 RANGE_GIVEN = "given"
@@ -81,7 +82,7 @@ def nominal_range(truth: xr.DataArray) -> tuple[float, str] | None:
     stated = _attr_range(truth.attrs)
     if stated is not None:
         return stated, "nominal (valid_range of the truth)"
-    units = str(truth.attrs.get("units") or "")
+    units = str(stated_units(truth.attrs) or "")
     parsed = parse_units(units) if units else None
     if parsed is None:
         return None
