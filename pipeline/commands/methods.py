@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pipeline.commands._console import console
+from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from pipeline.engine.methods.base import FusionMethod
 
 
 def as_text(value: object) -> str:
@@ -37,23 +43,33 @@ def methods_command(
     screen = console()
     for method_name in [name] if name else available_methods():
         method = get_method(method_name)
-        defaults = method.make_params()
+        screen.print(f"[bold]{method.name}[/bold]: {method.summary}", highlight=False)
+        try:
+            defaults = method.make_params()
+        except ConfigError as exc:  # a method that needs an input to describe itself (a model)
+            screen.print(f"  pairs, halo and layers depend on its input: {exc}", highlight=False)
+            _print_parameters(screen, method, method.params_type())
+            continue
         spec = method.inputs(defaults)
         pairs = f"{method.min_pairs}..{method.max_pairs or 'any'}"
         native = f", native coarse grid ({', '.join(sorted(spec.native))})" if spec.native else ""
         layers = "".join(f", {layer.name}" for layer in method.output_layers(defaults))
-        screen.print(f"[bold]{method.name}[/bold]: {method.summary}", highlight=False)
         screen.print(
             f"  pairs {pairs} (default rule {method.default_pairs!r}); devices "
             f"{', '.join(sorted(method.devices))}; halo {method.halo(defaults)} px{native}; "
             f"layers: fused{layers}",
             highlight=False,
         )
-        for field in dataclasses.fields(defaults):
-            doc = method.parameter_docs[field.name]
-            screen.print(
-                f"  -p {field.name}={as_text(getattr(defaults, field.name))}  [{doc.units}; "
-                f"{doc.valid}]  {doc.help}",
-                highlight=False,
-                markup=False,
-            )
+        _print_parameters(screen, method, defaults)
+
+
+def _print_parameters(screen: Console, method: FusionMethod[Any], values: Any) -> None:
+    """One line per parameter: its value, units, valid range and meaning."""
+    for field in dataclasses.fields(values):
+        doc = method.parameter_docs[field.name]
+        screen.print(
+            f"  -p {field.name}={as_text(getattr(values, field.name))}  [{doc.units}; "
+            f"{doc.valid}]  {doc.help}",
+            highlight=False,
+            markup=False,
+        )

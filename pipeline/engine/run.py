@@ -287,13 +287,16 @@ def _tasks(
         tiles = tile_grid(setup.image_shape, setup.tile, region)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    per_date = get_method(setup.method_ref).per_date_statistics
     return [
         TileTask(
             cube_path=str(setup.cube_path),
             out_path=str(setup.out_path),
             method=setup.method_ref,
             params=setup.params,
-            statistics=setup.statistics[index],
+            statistics=_date_rows(
+                setup.statistics[index], setup.plan.groups[index], group, per_date
+            ),
             pair_index=tuple(setup.cube_index[d] for d in group.pair_dates),
             pair_coarse_index=tuple(setup.cube_index[d] for d in group.coarse_dates),
             predict_index=tuple(setup.cube_index[d] for d in group.predict_dates),
@@ -314,6 +317,20 @@ def _tasks(
         for index, group in date_runs(groups, len(tiles), workers)
         for t in tiles
     ]
+
+
+def _date_rows(
+    statistics: Mapping[str, np.ndarray],
+    planned: PairGroup,
+    group: PairGroup,
+    per_date: frozenset[str],
+) -> Mapping[str, np.ndarray]:
+    """A group's statistics for a task predicting some of its dates: the rows of the
+    method's per-date statistics (:attr:`FusionMethod.per_date_statistics`) for those dates."""
+    if group.predict_dates == planned.predict_dates or not per_date:
+        return statistics
+    rows = [planned.predict_dates.index(d) for d in group.predict_dates]
+    return {k: v[rows] if k in per_date else v for k, v in statistics.items()}
 
 
 def run_fusion(

@@ -38,6 +38,7 @@ class ClassChangeMethod(FusionMethod[ClassChangeParams]):
 
     name = "test-class-change"
     summary = "test only: fine + per-class mean coarse change"
+    per_date_statistics = frozenset({"class_change"})
     params_type = ClassChangeParams
     parameter_docs: ClassVar[Mapping[str, ParamDoc]] = {
         "layer": ParamDoc("-", "a static cube layer", "class map"),
@@ -99,6 +100,7 @@ class TwoPairMeanMethod(ClassChangeMethod):
     """Two pairs, one before and one after: the mean of both pairs' class-change predictions."""
 
     name = "test-two-pair"
+    per_date_statistics = frozenset({"pair0", "pair1"})
     min_pairs = 2
     max_pairs = 2
     default_pairs = "nearest"

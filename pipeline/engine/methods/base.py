@@ -219,6 +219,10 @@ class FusionMethod(ABC, Generic[P]):
     devices: ClassVar[frozenset[str]] = frozenset({"cpu"})
     #: What :meth:`cost` counts (for ``stfcube plan``).
     cost_unit: ClassVar[str] = "operations"
+    #: Keys of :meth:`global_statistics` whose first axis is the group's prediction dates (in
+    #: ``StatisticsInputs.predict_dates`` order). A tile task predicting some of those dates (a
+    #: batch, or a run of dates cut to fill the cores) gets only its dates' rows of them.
+    per_date_statistics: ClassVar[frozenset[str]] = frozenset()
 
     def make_params(self, overrides: Mapping[str, Any] | None = None) -> P:
         """Validated parameters from the defaults and user ``overrides``.

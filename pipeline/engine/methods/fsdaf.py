@@ -66,6 +66,7 @@ class FsdafMethod(FusionMethod[FsdafParams]):
     max_pairs = 1
     devices = frozenset({"cpu", "gpu"})
     cost_unit = "window cells examined"
+    per_date_statistics = frozenset({"c_rate", "clamp"})
     parameter_docs: ClassVar[Mapping[str, ParamDoc]] = {
         "window_radius": _doc("fine px", ">= 1", "w: (2w+1)^2 heterogeneity/smoothing window"),
         "n_similar": _doc("1", "1 .. (2w+1)^2 (GPU: <= 64)", "similar pixels of the smoothing"),
