@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ConfigError, OutputError
+from pipeline.errors import ConfigError, InputError, OutputError
 from pipeline.learned import modeldir as md
 from pipeline.learned.samples import PatchSampler, Site, load_site, split_dates
 from pipeline.learned.settings import TrainSettings
@@ -299,6 +299,13 @@ def train(
                 },
                 out_dir / md.CHECKPOINT,
             )
+    if state["best_state"] is None:
+        raise InputError(
+            cube_path,
+            f"training {settings.model} gave no finite validation error in {state['epoch']} "
+            "epoch(s) (no valid pixel shared by the validation dates and their pairs?): no "
+            f"weights written to {out_dir}",
+        )
     _finish(out_dir, config, state)
     if state["bad"] >= settings.patience:
         stopped_by = "patience"

@@ -51,3 +51,22 @@ def test_a_budget_is_not_a_setting_a_resume_must_repeat(cube: Path, tmp_path: Pa
         train(cube, tmp_path / "model", TrainSettings(**TINY), progress=killed, budget_s=60)
     report = train(cube, tmp_path / "model", TrainSettings(**TINY), budget_s=0)
     assert (report.resumed_from, report.epochs_run, report.stopped_by) == (1, 2, "budget")
+
+
+def test_no_finite_validation_error_writes_no_weights(
+    cube: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training whose every validation is NaN is an error naming the cube, not a model dir
+    with ``None`` for weights."""
+    import pipeline.learned.training as training
+    from pipeline.errors import InputError
+
+    real = training.validate
+
+    def nan_validation(*args: object, **kwargs: object) -> dict:
+        return {**real(*args, **kwargs), "mse": float("nan")}
+
+    monkeypatch.setattr(training, "validate", nan_validation)
+    with pytest.raises(InputError, match="no finite validation error"):
+        train(cube, tmp_path / "model", TrainSettings(**TINY))
+    assert not (tmp_path / "model" / "weights.pt").exists()
