@@ -30,6 +30,12 @@ def train_command(
     ms_ssim: Annotated[str, typer.Option(help="standard or authors (EDCSTFN loss).")] = "standard",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2019,
     threads: Annotated[int, typer.Option(help="CPU threads (results depend on it).")] = 1,
+    budget_s: Annotated[
+        float | None,
+        typer.Option(
+            help="Time budget in seconds (wall clock): no epoch starts once it has passed."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a model in --out.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
@@ -53,7 +59,9 @@ def train_command(
         seed=seed, threads=threads,
     )  # fmt: skip
     with progress_bar(f"training {model}", console(stderr=True), quiet=quiet) as progress:
-        report = train(cube, out, settings, overwrite=overwrite, progress=progress)
+        report = train(
+            cube, out, settings, overwrite=overwrite, progress=progress, budget_s=budget_s
+        )
     rmse = [v["rmse"] for v in report.validation.values()]
     console().print(
         f"{out}: {model}, {report.epochs_run} epochs (best {report.best_epoch}"
