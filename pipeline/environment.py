@@ -61,3 +61,7 @@ def apply_runtime_defaults(cache: Path | None = None) -> None:
     """Set :func:`runtime_defaults` in ``os.environ`` where a variable is not set yet."""
     for key, value in runtime_defaults(cache or cache_dir()).items():
         os.environ.setdefault(key, value)
+    try:  # Prefect creates its home without parents and warns on a fresh checkout's cache
+        Path(os.environ["PREFECT_HOME"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        pass  # a read-only cache: Prefect says so itself
