@@ -91,5 +91,6 @@ def demo_command(
     screen.print(report.summary())
     screen.print(
         f"\nopen {out_dir / 'report' / 'report.html'} for the metrics and pictures;\n"
-        f"the fused cube is {out_dir / 'fused.zarr'} (xarray.open_zarr; .rio gives CRS and transform)"
+        f"the fused cube is {out_dir / 'fused.zarr'} "
+        "(xarray.open_zarr; .rio gives CRS and transform)"
     )
