@@ -268,3 +268,24 @@ def test_command_exports_and_refuses_with_one_line(fused_store: Path, tmp_path: 
         assert result.returncode == 2, result.stderr
         assert problem in one_line(result.stderr) and "Traceback" not in result.stderr
     assert file_checksums(tmp_path) == before
+
+
+def test_the_export_ingests_back_as_a_fine_series(
+    fused_store: Path, stac_export: Path, tmp_path: Path
+) -> None:
+    """Round trip: the exported STAC (items of role fine) is a source of ``stfcube ingest``, so a
+    fused series can be the fine input of another run. Values come back as stored; a pixel
+    missing in one band is invalid in all (the cube's validity is per pixel)."""
+    from pipeline.ingest import ingest
+
+    cube = tmp_path / "again.zarr"
+    ingest(stac_export / "collection.json", cube, roles=("fine",))
+    again = xr.open_zarr(cube, consolidated=False)
+    assert [str(b) for b in again.band.values] == ["b1", "b2"]
+    np.testing.assert_array_equal(again.x.values, xr.open_zarr(fused_store).x.values)
+    assert again.fine.attrs["stfcube_units"] == "reflectance x 10000"
+    for date in DATES:
+        expected = stored(fused_store, date)
+        expected[:, np.isnan(expected).any(axis=0)] = np.nan
+        got = again.fine.sel(time=np.datetime64(date, "ns")).values
+        np.testing.assert_array_equal(got, expected)
