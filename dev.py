@@ -33,7 +33,7 @@ def _venv_python() -> Path:
 def _offline_environment() -> dict[str, str]:
     """This process's environment plus stfcube's runtime defaults, caches under ``.cache/``."""
     sys.path.insert(0, str(ROOT))
-    from pipeline.environment import runtime_defaults  # standard library only
+    from stfcube.pipeline.environment import runtime_defaults  # standard library only
 
     env = dict(os.environ)
     for key, value in {**runtime_defaults(ROOT / ".cache"), "PYTHONUNBUFFERED": "1"}.items():

@@ -41,10 +41,10 @@ import xarray as xr
 import yaml
 import zarr
 
-from pipeline.engine.run import fuse
-from pipeline.errors import ConfigError, InputError
-from pipeline.evaluate import compare, evaluate
-from pipeline.ingest.scenes import ingest
+from stfcube.pipeline.engine.run import fuse
+from stfcube.pipeline.errors import ConfigError, InputError
+from stfcube.pipeline.evaluate import compare, evaluate
+from stfcube.pipeline.ingest.scenes import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STFCUBE_SHARED", ROOT.parent / "shared"))
@@ -198,7 +198,7 @@ def prepare_lgc(work: Path) -> Prepared:
 
 def prepare_simulated(work: Path) -> Prepared:
     """``stfcube simulate`` 512 px: clear pairs on days 0 and 16, truth on days 4, 8, 12."""
-    from pipeline.simulate.site import simulate_site
+    from stfcube.pipeline.simulate.site import simulate_site
 
     site = work / "site"
     if not (site / "site.json").exists():

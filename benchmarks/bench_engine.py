@@ -5,8 +5,9 @@ Run with ``python3 dev.py bench engine`` (defaults below) or, e.g.::
     python3 dev.py bench engine --overhead-size 1536 --large-size 10000 --tile 256 --repeats 3
 
 Part 1 (overhead): one STARFM prediction (one band, two pairs, W = 50) on an
-``--overhead-size`` square image, first as one bare whole-image ``kernels.starfm`` call on
-in-memory arrays, then through ``pipeline.engine.run.fuse`` (Zarr in, tiles with halos on a dask
+``--overhead-size`` square image, first as one bare whole-image ``stfcube.kernels.starfm`` call on
+in-memory arrays, then through ``stfcube.pipeline.engine.run.fuse`` (Zarr in, tiles with halos on a
+dask
 ``LocalCluster``, Zarr out), both using the same two cores. Prints the ratio (target <= 1.15).
 
 Part 2 (scale): a ``--large-size`` square single-band cube (streamed to Zarr, never held in
@@ -31,9 +32,9 @@ import psutil
 import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
-from kernels.starfm import starfm
-from pipeline.engine.cluster import ClusterSpec, dask_client
-from pipeline.engine.run import fuse
+from stfcube.kernels.starfm import starfm
+from stfcube.pipeline.engine.cluster import ClusterSpec, dask_client
+from stfcube.pipeline.engine.run import fuse
 
 PAIR_DATES = ["2024-05-01", "2024-05-17"]
 PREDICT_DATE = "2024-05-09"

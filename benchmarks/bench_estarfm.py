@@ -20,7 +20,7 @@ import numba
 import numpy as np
 from bench_starfm import best_time
 
-from kernels.estarfm import EstarfmParams, estarfm, estarfm_tile, seamless_thresholds
+from stfcube.kernels.estarfm import EstarfmParams, estarfm, estarfm_tile, seamless_thresholds
 
 SHARED = Path(os.environ.get("STFCUBE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 KRANJ = SHARED / "data" / "kranj_ts"

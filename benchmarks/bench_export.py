@@ -28,9 +28,9 @@ from affine import Affine
 from bench_simulate import PeakRss, report_memory
 from rasterio.crs import CRS
 
-from pipeline.export import export_cog
-from pipeline.store.cube import COMMON_UNITS, write_grid
-from pipeline.store.fused import FUSED_SCHEMA
+from stfcube.pipeline.export import export_cog
+from stfcube.pipeline.store.cube import COMMON_UNITS, write_grid
+from stfcube.pipeline.store.fused import FUSED_SCHEMA
 
 DATE = "2024-05-03"
 CHUNK = 512

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from bench_starfm import best_time
 
-from kernels.fitfc import FitfcParams, rm_rc, spatial_filter
+from stfcube.kernels.fitfc import FitfcParams, rm_rc, spatial_filter
 
 SHARED = Path(os.environ.get("STFCUBE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 FSDAF = SHARED / "data" / "fsdaf_lgc_sim"

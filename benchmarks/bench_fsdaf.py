@@ -20,10 +20,10 @@ import numba
 import numpy as np
 from bench_starfm import best_time
 
-from kernels.fsdaf import FsdafParams, fsdaf, fsdaf_program
-from kernels.fsdaf import _ref as reference
-from kernels.fsdaf._program import change_step
-from kernels.fsdaf._tps import tps_exact
+from stfcube.kernels.fsdaf import FsdafParams, fsdaf, fsdaf_program
+from stfcube.kernels.fsdaf import _ref as reference
+from stfcube.kernels.fsdaf._program import change_step
+from stfcube.kernels.fsdaf._tps import tps_exact
 
 SHARED = Path(os.environ.get("STFCUBE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 DATA = SHARED / "data" / "fsdaf_lgc_sim"

@@ -36,8 +36,8 @@ import rasterio
 import zarr
 from bench_simulate import START, PeakRss, report_memory
 
-from pipeline.ingest.scenes import ingest
-from pipeline.simulate.site import simulate_site
+from stfcube.pipeline.ingest.scenes import ingest
+from stfcube.pipeline.simulate.site import simulate_site
 
 
 def bare_copy(cube: Path, out: Path) -> float:

@@ -2,7 +2,8 @@
 
 Run as ``python3 dev.py bench learned [--budget-s 150] [--models ...] [--size 512]
 [--dataset synthetic fsdaf_lgc_sim] [--out DIR]``. For each data set: ingest the cube (inputs)
-and the truth, train every model (``pipeline.learned.train``, ``--threads`` torch threads, at
+and the truth, train every model (``stfcube.pipeline.learned.train``, ``--threads`` torch threads,
+at
 most ``--budget-s`` seconds each: no epoch starts after that), fuse the test dates with each
 model (``--method learned``, nearest pair) and with the classic methods, ``evaluate`` every run
 against the truth and ``compare`` them (reports under ``--out``). Printed: per method the
@@ -41,11 +42,11 @@ import numpy as np
 import xarray as xr
 from bench_accuracy import SHARED, Prepared, Run, _ingest, prepare_lgc
 
-from pipeline.engine.run import fuse
-from pipeline.errors import ConfigError, InputError
-from pipeline.evaluate import compare, evaluate
-from pipeline.learned import TrainSettings, train
-from pipeline.learned.settings import MODELS
+from stfcube.pipeline.engine.run import fuse
+from stfcube.pipeline.errors import ConfigError, InputError
+from stfcube.pipeline.evaluate import compare, evaluate
+from stfcube.pipeline.learned import TrainSettings, train
+from stfcube.pipeline.learned.settings import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = [
@@ -74,7 +75,7 @@ class Result:
 
 def prepare_synthetic(work: Path, size: int, days: int) -> Prepared:
     """The demo's site; test dates midway between consecutive fine dates."""
-    from pipeline.simulate.site import simulate_site
+    from stfcube.pipeline.simulate.site import simulate_site
 
     site = work / "site"
     if not (site / "site.json").exists():

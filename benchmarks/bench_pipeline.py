@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows.update import StageTime, run_update, stage_clock
-from pipeline.commands.demo import demo_region
-from pipeline.engine.run import fuse
-from pipeline.simulate.site import simulate_site
+from stfcube.flows.update import StageTime, run_update, stage_clock
+from stfcube.pipeline.commands.demo import demo_region
+from stfcube.pipeline.engine.run import fuse
+from stfcube.pipeline.simulate.site import simulate_site
 
 
 def main(argv: list[str] | None = None) -> int:

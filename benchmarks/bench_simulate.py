@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from pipeline.simulate import simulate_site
+from stfcube.pipeline.simulate import simulate_site
 
 BUDGET_BYTES = 2 * 1024**3
 START = date(2024, 5, 1)

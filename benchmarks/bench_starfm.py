@@ -32,8 +32,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from kernels._arrays import pad_yx
-from kernels.starfm import StarfmParams, _prepare, slice_thresholds
+from stfcube.kernels._arrays import pad_yx
+from stfcube.kernels.starfm import StarfmParams, _prepare, slice_thresholds
 
 SHARED = Path(os.environ.get("STFCUBE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 FSDAF = SHARED / "data" / "fsdaf_lgc_sim"
@@ -95,7 +95,7 @@ def _simulated_group() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     import rasterio
 
-    from pipeline.simulate import simulate_site
+    from stfcube.pipeline.simulate import simulate_site
 
     def read(path: Path, ratio: int = 1) -> np.ndarray:
         with rasterio.open(path) as dataset:
@@ -123,7 +123,7 @@ def median_time(run: Callable[[], object], repeats: int) -> float:
 
 def _time_vs_usda(name: str, scene: tuple, crop: int, repeats: int) -> dict:
     """One-thread numba time of ``scene`` (fine, coarse, coarse_pred) and its calibration."""
-    from kernels.starfm import _numba, _ref
+    from stfcube.kernels.starfm import _numba, _ref
 
     params = StarfmParams()
     fine, coarse, coarse_pred = scene
@@ -190,7 +190,7 @@ def best_time(run: Callable[[], object], repeats: int) -> float:
 
 def bench_case(size: int, pairs: int, crop: int, repeats: int) -> list[dict]:
     """Time numba (1 and 2 threads) on the whole image and the reference on a crop."""
-    from kernels.starfm import _numba, _ref
+    from stfcube.kernels.starfm import _numba, _ref
 
     params = StarfmParams()
     fine, coarse, coarse_pred, source = _scene(size, pairs)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.environment import apply_runtime_defaults
+from stfcube.pipeline.environment import apply_runtime_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 apply_runtime_defaults(ROOT / ".cache")  # before anything imports prefect, numba, cupy, ...

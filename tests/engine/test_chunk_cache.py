@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.engine import chunk_cache
-from pipeline.engine.chunk_cache import DecodedChunkCache, read_halo_block
-from pipeline.geometry.tiling import Tile, halo_window, pad_spatial, tile_grid
+from stfcube.pipeline.engine import chunk_cache
+from stfcube.pipeline.engine.chunk_cache import DecodedChunkCache, read_halo_block
+from stfcube.pipeline.geometry.tiling import Tile, halo_window, pad_spatial, tile_grid
 
 
 def _store(path: Path, time_chunk: int = 1) -> Path:
@@ -97,7 +97,7 @@ def test_release_frees_only_that_run(tmp_path: Path) -> None:
 
 def test_a_finished_fusion_run_leaves_no_chunks_behind(tmp_path: Path) -> None:
     from helpers.cube_factory import block_mean, synthetic_scene, write_cube
-    from pipeline.engine.run import fuse
+    from stfcube.pipeline.engine.run import fuse
 
     days = ["2024-05-01", "2024-05-03"]
     truth = synthetic_scene((48, 48), 1, days, seed=2)
@@ -113,7 +113,7 @@ def test_strip_order_reuses_decoded_chunks_on_wide_images(tmp_path: Path) -> Non
     """Tiles in strips (``spatial_shares``) decode each chunk ~once with a cache far smaller than an
     image row of chunks; row-major order decodes every chunk row three times."""
     from helpers.tasks import tile_task
-    from pipeline.engine.tasks import STRIP_TILES, spatial_shares
+    from stfcube.pipeline.engine.tasks import STRIP_TILES, spatial_shares
 
     shape, tile_size, halo = (32, 320), 8, 2  # 4 x 40 tiles, one 8 x 8 chunk each
     group = zarr.open_group(str(tmp_path / "wide.zarr"), mode="w")

@@ -12,9 +12,9 @@ import xarray as xr
 
 from helpers.cli import run_stfcube
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
-from kernels.estarfm import EstarfmParams, estarfm
-from pipeline.engine import fuse, get_method
-from pipeline.errors import ConfigError
+from stfcube.kernels.estarfm import EstarfmParams, estarfm
+from stfcube.pipeline.engine import fuse, get_method
+from stfcube.pipeline.errors import ConfigError
 
 DAYS = ["2024-05-01", "2024-05-03", "2024-05-06", "2024-05-09"]
 PAIRS = (DAYS[0], DAYS[3])

@@ -12,9 +12,9 @@ import xarray as xr
 
 from helpers.cli import run_stfcube
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
-from kernels.fsdaf import FsdafParams, fsdaf
-from pipeline.engine import fuse, get_method
-from pipeline.errors import ConfigError
+from stfcube.kernels.fsdaf import FsdafParams, fsdaf
+from stfcube.pipeline.engine import fuse, get_method
+from stfcube.pipeline.errors import ConfigError
 
 DAYS = ["2024-05-01", "2024-05-03", "2024-05-04"]
 SHAPE = (52, 60)  # not a multiple of the coarse ratio: partial coarse pixels at the edges

@@ -14,9 +14,9 @@ import zarr
 
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
 from helpers.hooks import KILL_AT_WRITE, hook_environment
-from kernels.starfm import starfm
-from pipeline.engine.run import fuse, prepare_fusion, run_fusion
-from pipeline.errors import ConfigError, InputError, OutputError
+from stfcube.kernels.starfm import starfm
+from stfcube.pipeline.engine.run import fuse, prepare_fusion, run_fusion
+from stfcube.pipeline.errors import ConfigError, InputError, OutputError
 
 PAIR_DATES = ["2024-05-01", "2024-05-09"]
 PREDICT_DATES = ["2024-05-03", "2024-05-05", "2024-05-07"]
@@ -216,7 +216,7 @@ def test_bad_input_is_reported_clearly(small_cube: Path, tmp_path: Path) -> None
 
 
 def test_unreachable_scheduler_is_reported(small_cube: Path, tmp_path: Path) -> None:
-    from pipeline.engine.cluster import ClusterSpec
+    from stfcube.pipeline.engine.cluster import ClusterSpec
 
     with pytest.raises(ConfigError, match="cannot reach the dask scheduler"):
         fuse(
@@ -276,9 +276,9 @@ def test_killed_run_resumes_only_missing_tiles(
 def test_fuse_command_on_a_simulated_site(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
-    from pipeline.ingest.scenes import ingest
-    from pipeline.simulate.site import simulate_site
+    from stfcube.pipeline.cli import app
+    from stfcube.pipeline.ingest.scenes import ingest
+    from stfcube.pipeline.simulate.site import simulate_site
 
     site = simulate_site(tmp_path / "site", size=64, days=6, fine_every=5, cloud_dates=[])
     ingest(site.catalog, tmp_path / "cube.zarr", chunk=32)
@@ -309,7 +309,7 @@ def test_fuse_command_on_a_simulated_site(tmp_path: Path) -> None:
 
 
 def test_pair_rules_and_pair_bounds() -> None:
-    from pipeline.engine.pairing import plan_groups, select_pairs
+    from stfcube.pipeline.engine.pairing import plan_groups, select_pairs
 
     days = [np.datetime64(d, "D") for d in ("2024-05-01", "2024-05-09", "2024-05-17")]
     target = np.datetime64("2024-05-10", "D")
@@ -346,9 +346,9 @@ def test_planning_uses_the_recorded_valid_fractions(
     """Pair valid shares come from the cube's ``fine_valid_fraction``; older cubes compute them."""
     import shutil
 
-    import pipeline.engine.planning
-    from pipeline.engine.methods.registry import get_method
-    from pipeline.engine.planning import open_cube_raw, plan_fusion
+    import stfcube.pipeline.engine.planning
+    from stfcube.pipeline.engine.methods.registry import get_method
+    from stfcube.pipeline.engine.planning import open_cube_raw, plan_fusion
 
     method = get_method("starfm")
     kwargs = dict(
@@ -371,14 +371,14 @@ def test_planning_uses_the_recorded_valid_fractions(
     def no_compute(*args: object, **kw: object) -> None:
         raise AssertionError("planning read the masks")
 
-    monkeypatch.setattr(pipeline.engine.planning.dask, "compute", no_compute)
+    monkeypatch.setattr(stfcube.pipeline.engine.planning.dask, "compute", no_compute)
     assert plan_fusion(open_cube_raw(small_cube), small_cube, **kwargs).groups == recorded.groups
 
 
 def test_spatial_shares_are_balanced_bands_of_tile_rows() -> None:
     from helpers.tasks import tile_task
-    from pipeline.engine.tasks import TileTask, spatial_shares
-    from pipeline.geometry.tiling import tile_grid
+    from stfcube.pipeline.engine.tasks import TileTask, spatial_shares
+    from stfcube.pipeline.geometry.tiling import tile_grid
 
     def task(tile, out: int) -> TileTask:
         return tile_task(tile, out=(out,), halo=10, shape=(70, 50))
@@ -397,8 +397,8 @@ def test_spatial_shares_are_balanced_bands_of_tile_rows() -> None:
 def test_date_runs_fill_the_workers_only_as_far_as_needed() -> None:
     """Few tiles x groups: dates cut into consecutive runs until each worker thread has about
     TASKS_PER_THREAD tasks; enough tasks already: groups untouched."""
-    from pipeline.engine.pairing import PairGroup
-    from pipeline.engine.run import TASKS_PER_THREAD, date_runs
+    from stfcube.pipeline.engine.pairing import PairGroup
+    from stfcube.pipeline.engine.run import TASKS_PER_THREAD, date_runs
 
     days = [np.datetime64("2024-05-01") + i for i in range(10)]
     groups = [

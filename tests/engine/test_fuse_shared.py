@@ -15,9 +15,9 @@ import pytest
 import rasterio
 import xarray as xr
 
-from kernels.starfm import starfm
-from pipeline.engine.run import fuse
-from pipeline.ingest.scenes import ingest
+from stfcube.kernels.starfm import starfm
+from stfcube.pipeline.engine.run import fuse
+from stfcube.pipeline.ingest.scenes import ingest
 
 MANIFESTS = Path(__file__).parents[1] / "helpers" / "fixtures" / "manifests"
 

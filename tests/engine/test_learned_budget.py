@@ -11,7 +11,7 @@ from helpers.cube_factory import block_mean, synthetic_scene, write_cube
 
 pytest.importorskip("torch")
 
-from pipeline.learned import TrainSettings, train
+from stfcube.pipeline.learned import TrainSettings, train
 
 DAYS = ["2024-05-01", "2024-05-05", "2024-05-09", "2024-05-13"]
 TINY = {"model": "stfdcnn", "epochs": 3, "steps": 1, "batch": 2, "patch": 32,
@@ -58,8 +58,8 @@ def test_no_finite_validation_error_writes_no_weights(
 ) -> None:
     """A training whose every validation is NaN is an error naming the cube, not a model dir
     with ``None`` for weights."""
-    import pipeline.learned.training as training
-    from pipeline.errors import InputError
+    import stfcube.pipeline.learned.training as training
+    from stfcube.pipeline.errors import InputError
 
     real = training.validate
 

@@ -14,12 +14,12 @@ import xarray as xr
 from helpers.checksums import file_checksums
 from helpers.cli import one_line, run_stfcube
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
-from pipeline.engine import fuse
-from pipeline.errors import ConfigError, InputError
+from stfcube.pipeline.engine import fuse
+from stfcube.pipeline.errors import ConfigError, InputError
 
 torch = pytest.importorskip("torch")
 
-from pipeline.learned import TrainSettings, train  # noqa: E402
+from stfcube.pipeline.learned import TrainSettings, train  # noqa: E402
 
 DAYS = ["2024-05-01", "2024-05-05", "2024-05-09", "2024-05-13", "2024-05-17"]
 SIZE, RATIO = 128, 8
@@ -146,7 +146,7 @@ def test_without_torch_the_error_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
-    from pipeline.learned.modeldir import require_torch
+    from stfcube.pipeline.learned.modeldir import require_torch
 
     with pytest.raises(ConfigError, match=r"stfcube\[learned\]"):
         require_torch()

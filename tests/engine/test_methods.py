@@ -14,10 +14,10 @@ import pytest
 import xarray as xr
 
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
-from kernels.baselines import coarse_residual, nochange
-from pipeline.cli import main
-from pipeline.engine import fuse, get_method
-from pipeline.errors import ConfigError
+from stfcube.kernels.baselines import coarse_residual, nochange
+from stfcube.pipeline.cli import main
+from stfcube.pipeline.engine import fuse, get_method
+from stfcube.pipeline.errors import ConfigError
 
 DAYS = [f"2024-05-{d:02d}" for d in range(1, 13)]
 PAIRS = ["2024-05-01", "2024-05-06"]

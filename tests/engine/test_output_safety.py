@@ -24,10 +24,10 @@ import xarray as xr
 
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
 from helpers.hooks import SLOW_TILES, hook_environment
-from pipeline.cli import main
-from pipeline.engine import fuse
-from pipeline.errors import OutputError
-from pipeline.store.lock import lock_path, store_lock
+from stfcube.pipeline.cli import main
+from stfcube.pipeline.engine import fuse
+from stfcube.pipeline.errors import OutputError
+from stfcube.pipeline.store.lock import lock_path, store_lock
 
 PARAMS = {"max_search_distance": 300.0}
 ARGS = ["--tile", "32", "--quiet", "-p", "max_search_distance=300.0"]
@@ -62,7 +62,7 @@ def _refused(project: Path, args: list[str], message: str) -> None:
     """The CLI's exit code is 2, its one-line message says ``message``, no file changed."""
     before = folder_checksums(project)
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "fuse", *args, *ARGS],
+        [sys.executable, "-m", "stfcube.pipeline.cli", "fuse", *args, *ARGS],
         capture_output=True,
         text=True,
         check=False,

@@ -15,11 +15,11 @@ import pytest
 import zarr
 
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
-from pipeline.engine import chunk_cache
-from pipeline.engine.chunk_cache import DecodedChunkCache, read_halo_block
-from pipeline.engine.run import fuse
-from pipeline.errors import InputError
-from pipeline.geometry.tiling import Tile
+from stfcube.pipeline.engine import chunk_cache
+from stfcube.pipeline.engine.chunk_cache import DecodedChunkCache, read_halo_block
+from stfcube.pipeline.engine.run import fuse
+from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.geometry.tiling import Tile
 
 DAYS = ["2024-05-01", "2024-05-03", "2024-05-05"]
 PARAMS = {"max_search_distance": 300.0}  # halo 10 px
@@ -88,7 +88,7 @@ def test_a_truncated_chunk_fails_the_run_naming_it(cube: Path, tmp_path: Path) -
 def test_the_cli_exits_2_with_one_line_naming_the_chunk(
     cube: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.cli import main
+    from stfcube.pipeline.cli import main
 
     (cube / "coarse" / "c" / "2" / "0" / "0" / "0").unlink()
     args = ["fuse", str(cube), str(tmp_path / "f.zarr"), "--tile", str(TILE)]

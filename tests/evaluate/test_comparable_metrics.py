@@ -13,10 +13,10 @@ import zarr
 from test_evaluate import BANDS, DATES, RATIO, write_cube, write_fused
 
 from helpers.cli import one_line, run_stfcube
-from kernels import metrics as km
-from pipeline.errors import InputError
-from pipeline.evaluate import compare, evaluate
-from pipeline.evaluate.scales import nominal_range
+from stfcube.kernels import metrics as km
+from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.evaluate import compare, evaluate
+from stfcube.pipeline.evaluate.scales import nominal_range
 
 
 def _row(rows: list[dict], date: str, band: str | None = None) -> dict:
@@ -190,7 +190,7 @@ def test_compare_refuses_other_truths_or_dates(cubes: dict, tmp_path: Path) -> N
 
 
 def test_days_from_pair_reads_fine_and_composite_pairs() -> None:
-    from pipeline.evaluate.run import days_from_pair
+    from stfcube.pipeline.evaluate.run import days_from_pair
 
     pairs = {"2015-09-30": ["2015-09-05~2015-08-29", "2015-12-10~2015-12-03"]}
     assert days_from_pair(pairs, ["2015-09-30", "2015-10-16"]) == {

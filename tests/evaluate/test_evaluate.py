@@ -15,10 +15,10 @@ import xarray as xr
 import yaml
 from typer.testing import CliRunner
 
-from kernels import metrics as km
-from pipeline.commands.evaluate import compare_command, evaluate_command
-from pipeline.errors import ConfigError, InputError, OutputError
-from pipeline.evaluate import compare, evaluate
+from stfcube.kernels import metrics as km
+from stfcube.pipeline.commands.evaluate import compare_command, evaluate_command
+from stfcube.pipeline.errors import ConfigError, InputError, OutputError
+from stfcube.pipeline.evaluate import compare, evaluate
 
 BANDS = ["blue", "green", "red", "nir"]
 DATES = pd.to_datetime(["2020-01-01", "2020-01-17", "2020-02-02", "2020-02-18"])
@@ -358,7 +358,7 @@ def test_cli_evaluate_and_compare(site: dict, report: object, tmp_path: Path) ->
 
 
 def test_picture_dates_are_spread_evenly() -> None:
-    from pipeline.evaluate.figures import picture_indices
+    from stfcube.pipeline.evaluate.figures import picture_indices
 
     assert picture_indices(5, None) == [0, 1, 2, 3, 4]
     assert picture_indices(5, 8) == [0, 1, 2, 3, 4]

@@ -18,13 +18,13 @@ import xarray as xr
 import yaml
 from prefect.testing.utilities import prefect_test_harness
 
-import pipeline.engine.run
-import pipeline.ingest.scenes
-from flows import evaluate_flow, fuse_flow, ingest_flow, run_update, update_flow
-from pipeline.errors import ConfigError
-from pipeline.ops.plan import plan_region
-from pipeline.ops.update import RegionConfig, dates_to_fuse, region_config_from_mapping
-from pipeline.simulate.site import simulate_site
+import stfcube.pipeline.engine.run
+import stfcube.pipeline.ingest.scenes
+from stfcube.flows import evaluate_flow, fuse_flow, ingest_flow, run_update, update_flow
+from stfcube.pipeline.errors import ConfigError
+from stfcube.pipeline.ops.plan import plan_region
+from stfcube.pipeline.ops.update import RegionConfig, dates_to_fuse, region_config_from_mapping
+from stfcube.pipeline.simulate.site import simulate_site
 
 #: Source of the first update: coarse days 1-8, fine days 1 and 5.
 FIRST_UNTIL = date(2024, 5, 8)
@@ -195,7 +195,7 @@ def test_failing_fuse_is_retried_then_fails_cleanly(
 ) -> None:
     source = write_manifest(site, tmp_path / "source", FIRST_UNTIL)
     config = region(tmp_path, source.parent, truth=None, ingest_truth=False)
-    real_prepare = pipeline.engine.run.prepare_fusion
+    real_prepare = stfcube.pipeline.engine.run.prepare_fusion
     calls: list[int] = []
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -204,7 +204,7 @@ def test_failing_fuse_is_retried_then_fails_cleanly(
             raise OSError("object store timed out (injected)")
         return real_prepare(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.engine.run, "prepare_fusion", flaky)
+    monkeypatch.setattr(stfcube.pipeline.engine.run, "prepare_fusion", flaky)
     report = run_update(config)
     assert len(calls) == 2 and len(report.dates_computed) == 6
     cube_before, fused_before = tree_digest(config.cube), tree_digest(config.fused)
@@ -213,7 +213,7 @@ def test_failing_fuse_is_retried_then_fails_cleanly(
         calls.append(1)
         raise OSError("object store unreachable (injected)")
 
-    monkeypatch.setattr(pipeline.engine.run, "prepare_fusion", broken)
+    monkeypatch.setattr(stfcube.pipeline.engine.run, "prepare_fusion", broken)
     write_manifest(site, tmp_path / "source", SECOND_UNTIL)
     state = update_flow(config, return_state=True)
     assert state.is_failed()
@@ -222,7 +222,7 @@ def test_failing_fuse_is_retried_then_fails_cleanly(
         state.result()
     assert tree_digest(config.fused) == fused_before
     assert tree_digest(config.cube) != cube_before  # the new scenes were ingested ...
-    monkeypatch.setattr(pipeline.engine.run, "prepare_fusion", real_prepare)
+    monkeypatch.setattr(stfcube.pipeline.engine.run, "prepare_fusion", real_prepare)
     assert set(dates_to_fuse(config.cube, config.fused).dates) == {  # ... and are still due
         "2024-05-06",
         "2024-05-07",
@@ -235,7 +235,7 @@ def test_failing_fuse_is_retried_then_fails_cleanly(
 def test_nothing_to_fuse_before_the_first_coarse_only_date(site: Any, tmp_path: Path) -> None:
     source = write_manifest(site, tmp_path / "source", date(2024, 5, 1))  # one fine+coarse pair
     config = region(tmp_path, source.parent, truth=None, ingest_truth=False)
-    pipeline.ingest.ingest(config.source, config.cube, chunk=config.chunk)
+    stfcube.pipeline.ingest.ingest(config.source, config.cube, chunk=config.chunk)
     update = dates_to_fuse(config.cube, config.fused)
     assert update.dates == () and update.groups == ()
     with pytest.raises(ConfigError, match="up to date"):
@@ -273,7 +273,9 @@ def test_methods_run_through_fuse_flow_as_through_fuse(method: str, tmp_path: Pa
     )
     reports = fuse_flow(config)
     assert len(reports) > 1  # several batches
-    direct = pipeline.engine.run.fuse(cube, tmp_path / "direct.zarr", method=method, tile=16)
+    direct = stfcube.pipeline.engine.run.fuse(
+        cube, tmp_path / "direct.zarr", method=method, tile=16
+    )
     flowed = xr.open_zarr(config.fused, consolidated=False).sortby("time")
     alone = xr.open_zarr(tmp_path / "direct.zarr", consolidated=False).sortby("time")
     assert sorted(flowed.data_vars) == sorted(alone.data_vars)

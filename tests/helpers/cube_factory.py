@@ -11,8 +11,14 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
-from pipeline.geometry.grid import Grid
-from pipeline.store.cube import COMMON_UNITS, SCHEMA, build_dataset, empty_layer, write_new_cube
+from stfcube.pipeline.geometry.grid import Grid
+from stfcube.pipeline.store.cube import (
+    COMMON_UNITS,
+    SCHEMA,
+    build_dataset,
+    empty_layer,
+    write_new_cube,
+)
 
 
 def write_cube(

@@ -9,7 +9,7 @@ from pathlib import Path
 #: Each tile task sleeps first, so a run is killed, or a second run started, part-way.
 SLOW_TILES = """
 import time
-import pipeline.engine.tasks as _tasks
+import stfcube.pipeline.engine.tasks as _tasks
 
 _original = _tasks.run_tile
 

@@ -8,8 +8,8 @@ import pytest
 
 from helpers.checksums import file_checksums
 from helpers.cli import one_line, run_stfcube
-from pipeline.errors import InputError
-from pipeline.ingest import ingest
+from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.ingest import ingest
 
 
 def assert_ingest_refuses(source: Path, cube: Path, problem: str, named: str, root: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import dask.array as da
 import numpy as np
 
-from pipeline.engine.methods.base import (
+from stfcube.pipeline.engine.methods.base import (
     FusionMethod,
     InputSpec,
     OutputLayer,

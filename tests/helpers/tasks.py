@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.engine.methods.base import InputSpec
-from pipeline.engine.tasks import TileTask
-from pipeline.geometry.tiling import Tile
+from stfcube.pipeline.engine.methods.base import InputSpec
+from stfcube.pipeline.engine.tasks import TileTask
+from stfcube.pipeline.geometry.tiling import Tile
 
 
 def tile_task(tile: Tile, *, out: tuple[int, ...], halo: int, shape: tuple[int, int]) -> TileTask:

@@ -18,11 +18,11 @@ import rasterio
 from test_ingest import make_site, tree_checksum
 
 from helpers.hooks import KILL_AT_WRITE, hook_environment
-from pipeline.cli import main
-from pipeline.errors import InputError
-from pipeline.ingest import ingest
-from pipeline.store.cube import open_cube
-from pipeline.store.journal import has_journal, journal_path, roll_back
+from stfcube.pipeline.cli import main
+from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.ingest import ingest
+from stfcube.pipeline.store.cube import open_cube
+from stfcube.pipeline.store.journal import has_journal, journal_path, roll_back
 
 FIRST = (["2021-06-01"], ["2021-06-01", "2021-06-09"])
 SECOND = (["2021-06-01", "2021-06-17"], ["2021-06-01", "2021-06-09", "2021-06-25"])

@@ -21,11 +21,11 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers.fixtures.stac.rasters import load_items, localize, window_bbox
-from pipeline.cli import app
-from pipeline.errors import ConfigError, InputError
-from pipeline.ingest.catalog.find import find_items, parse_bbox, parse_dates
-from pipeline.ingest.catalog.ingest import CatalogQuery, ingest_catalog
-from pipeline.store.cube import open_cube
+from stfcube.pipeline.cli import app
+from stfcube.pipeline.errors import ConfigError, InputError
+from stfcube.pipeline.ingest.catalog.find import find_items, parse_bbox, parse_dates
+from stfcube.pipeline.ingest.catalog.ingest import CatalogQuery, ingest_catalog
+from stfcube.pipeline.store.cube import open_cube
 
 pytestmark = pytest.mark.shared
 

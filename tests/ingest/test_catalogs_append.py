@@ -15,9 +15,9 @@ import pytest
 import zarr
 
 from helpers.fixtures.stac.rasters import load_items, localize, save_items, window_bbox
-from pipeline.errors import ConfigError
-from pipeline.ingest.catalog.ingest import CatalogQuery, ingest_catalog
-from pipeline.store.cube import open_cube
+from stfcube.pipeline.errors import ConfigError
+from stfcube.pipeline.ingest.catalog.ingest import CatalogQuery, ingest_catalog
+from stfcube.pipeline.store.cube import open_cube
 
 pytestmark = pytest.mark.shared
 

@@ -23,9 +23,9 @@ from helpers.fixtures.stac.rasters import (
     save_items,
     window_bbox,
 )
-from pipeline.errors import InputError
-from pipeline.ingest.catalog.ingest import CatalogQuery, ingest_catalog
-from pipeline.store.cube import open_cube
+from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.ingest.catalog.ingest import CatalogQuery, ingest_catalog
+from stfcube.pipeline.store.cube import open_cube
 
 pytestmark = pytest.mark.shared
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from helpers.fixtures.stac.rasters import load_items
-from pipeline.errors import ConfigError
-from pipeline.ingest.catalog import qa
+from stfcube.pipeline.errors import ConfigError
+from stfcube.pipeline.ingest.catalog import qa
 
 RNG = np.random.default_rng(42)
 

@@ -19,9 +19,9 @@ from rasterio.crs import CRS
 from typer.testing import CliRunner
 
 from helpers.checksums import tree_checksum
-from pipeline.errors import InputError
-from pipeline.ingest.scenes import ingest
-from pipeline.store.cube import open_cube, validate_cube
+from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.ingest.scenes import ingest
+from stfcube.pipeline.store.cube import open_cube, validate_cube
 
 CRS_UTM = CRS.from_epsg(32633)
 FINE_RES = 30.0
@@ -353,7 +353,7 @@ def test_stac_catalog_by_role_and_truth_cube(tmp_path: Path):
 
 
 def test_cli_ingest_and_noop_report(site: Path, tmp_path: Path):
-    from pipeline.cli import app
+    from stfcube.pipeline.cli import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", str(site), str(tmp_path / "c.zarr"), "--chunk", "16"])
@@ -364,7 +364,7 @@ def test_cli_ingest_and_noop_report(site: Path, tmp_path: Path):
 
 
 def test_simulated_site_ingests(tmp_path: Path):
-    simulate = pytest.importorskip("pipeline.simulate.site")
+    simulate = pytest.importorskip("stfcube.pipeline.simulate.site")
     simulate.simulate_site(tmp_path / "site", size=64, days=6)
     catalog = pystac.read_file(str(tmp_path / "site" / "catalog.json"))
     items = list(catalog.get_items(recursive=True))
@@ -384,8 +384,8 @@ def test_simulated_site_ingests(tmp_path: Path):
 
 def test_rewritten_scene_makes_its_predictions_out_of_date(tmp_path: Path):
     """ingest --overwrite of a pair's fine scene: the dates fused from it are fused again."""
-    from pipeline.engine.run import fuse
-    from pipeline.ops.update import dates_to_fuse
+    from stfcube.pipeline.engine.run import fuse
+    from stfcube.pipeline.ops.update import dates_to_fuse
 
     root = tmp_path / "site"
     manifest = make_site(root, ["2021-06-01"], ["2021-06-01", "2021-06-09"])

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from helpers.checksums import tree_checksum
 from helpers.cli import one_line, run_stfcube
-from pipeline.cli import app
-from pipeline.errors import InputError
-from pipeline.ingest.scenes import ingest
+from stfcube.pipeline.cli import app
+from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.ingest.scenes import ingest
 
 NEW_DAY = "2021-07-01"
 

@@ -29,12 +29,12 @@ from test_ingest import (
 )
 
 from helpers.refusals import assert_ingest_refuses
-from pipeline.errors import InputError
-from pipeline.geometry.grid import Grid, PixelWindow, covering_window
-from pipeline.ingest import ingest, readers
-from pipeline.ingest.catalog.find import find_items
-from pipeline.ingest.manifest import parse_day
-from pipeline.ingest.readers import Scene, has_data, probe_raster
+from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.geometry.grid import Grid, PixelWindow, covering_window
+from stfcube.pipeline.ingest import ingest, readers
+from stfcube.pipeline.ingest.catalog.find import find_items
+from stfcube.pipeline.ingest.manifest import parse_day
+from stfcube.pipeline.ingest.readers import Scene, has_data, probe_raster
 
 NEW_DAY = "2021-07-01"
 

@@ -35,10 +35,10 @@ from test_ingest_reliability import NEW_DAY, Refusal, _site_cube, _with_scene
 from helpers.checksums import file_checksums
 from helpers.cli import one_line, run_stfcube
 from helpers.refusals import assert_ingest_refuses
-from pipeline.errors import InputError
-from pipeline.ingest import ingest
-from pipeline.ingest.sanity import parse_units
-from pipeline.store.cube import open_cube
+from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.ingest import ingest
+from stfcube.pipeline.ingest.sanity import parse_units
+from stfcube.pipeline.store.cube import open_cube
 
 
 def _describe_bands(path: Path, names: list[str]) -> Path:

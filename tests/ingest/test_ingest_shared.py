@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from pipeline.ingest.manifest import load_manifest
-from pipeline.ingest.readers import Scene
-from pipeline.ingest.scenes import ingest
-from pipeline.store.cube import open_cube
+from stfcube.pipeline.ingest.manifest import load_manifest
+from stfcube.pipeline.ingest.readers import Scene
+from stfcube.pipeline.ingest.scenes import ingest
+from stfcube.pipeline.store.cube import open_cube
 
 MANIFESTS = Path(__file__).parents[1] / "helpers" / "fixtures" / "manifests"
 #: manifest name -> its data folder under shared/data

@@ -12,8 +12,8 @@ import rasterio
 import xarray as xr
 from rasterio.transform import from_origin
 
-from pipeline.ingest import ingest
-from pipeline.ingest.manifest import Decoding, Manifest, ManifestScene
+from stfcube.pipeline.ingest import ingest
+from stfcube.pipeline.ingest.manifest import Decoding, Manifest, ManifestScene
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "manifest.md"
 RATIO, COARSE = 16, 4  # coarse pixels a side; the fine grid is 64 x 64 px of 30 m

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from test_ingest import make_site, write_tif
 
-from pipeline.cli import main
-from pipeline.engine import fuse
-from pipeline.engine.planning import tile_notes
-from pipeline.ingest import ingest
-from pipeline.store.cube import open_cube
+from stfcube.pipeline.cli import main
+from stfcube.pipeline.engine import fuse
+from stfcube.pipeline.engine.planning import tile_notes
+from stfcube.pipeline.ingest import ingest
+from stfcube.pipeline.store.cube import open_cube
 
 SMALL = ["-p", "max_search_distance=60"]
 

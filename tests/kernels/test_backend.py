@@ -1,4 +1,5 @@
-"""The shared kernel dispatch (``kernels._backend``) and array checks (``kernels._arrays``)."""
+"""The shared kernel dispatch (``stfcube.kernels._backend``) and array checks
+(``stfcube.kernels._arrays``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from kernels._arrays import checked_mask, checked_stack, pad_yx
-from kernels._backend import ENGINES, engine_module, resolve_backend
+from stfcube.kernels._arrays import checked_mask, checked_stack, pad_yx
+from stfcube.kernels._backend import ENGINES, engine_module, resolve_backend
 
 #: Stands in for ``cupy``: dispatch only asks whether the array module is NumPy.
 FAKE_CUPY = ModuleType("cupy")
@@ -39,8 +40,8 @@ def test_resolve_backend_rejects_unknown_engines_and_numba_on_gpu() -> None:
 
 
 def test_engine_module_follows_the_kernel_layout() -> None:
-    module = engine_module("kernels.starfm", "reference")
-    assert module.__name__ == "kernels.starfm._ref"
+    module = engine_module("stfcube.kernels.starfm", "reference")
+    assert module.__name__ == "stfcube.kernels.starfm._ref"
     assert callable(module.predict_sums)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from kernels.estarfm import (
+from stfcube.kernels.estarfm import (
     EstarfmParams,
     _formulas,
     _ref,
@@ -18,7 +18,7 @@ from kernels.estarfm import (
     estarfm_tile,
     seamless_thresholds,
 )
-from kernels.estarfm._prepare import (
+from stfcube.kernels.estarfm._prepare import (
     FEW_CANDIDATES,
     FITTED_V,
     NO_PREDICTION,
@@ -26,7 +26,7 @@ from kernels.estarfm._prepare import (
     UNIT_V,
     f_critical,
 )
-from kernels.estarfm.statistics import block_thresholds
+from stfcube.kernels.estarfm.statistics import block_thresholds
 
 ORACLE_RUN = "oracle/estarfm_idl/kranj_ts_p068_093_to_077"
 ENGINES = ["numba", "reference"]

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from helpers.cudasim import run_simulated
-from kernels.estarfm import EstarfmParams, estarfm
+from stfcube.kernels.estarfm import EstarfmParams, estarfm
 
 _SIMULATED = textwrap.dedent(
     """
     import json
     import numpy as np
     from numba.core import config
-    from kernels.estarfm import EstarfmParams, estarfm
+    from stfcube.kernels.estarfm import EstarfmParams, estarfm
 
     assert config.ENABLE_CUDASIM
     rng = np.random.default_rng(3)
@@ -52,9 +52,9 @@ def test_cuda_kernel_matches_cpu_under_simulator() -> None:
 
 
 def test_cuda_engine_refuses_too_many_bands() -> None:
-    from kernels.estarfm import _cuda
-    from kernels.estarfm._cuda import MAX_BANDS
-    from kernels.estarfm._prepare import constants, prepare_tile
+    from stfcube.kernels.estarfm import _cuda
+    from stfcube.kernels.estarfm._cuda import MAX_BANDS
+    from stfcube.kernels.estarfm._prepare import constants, prepare_tile
 
     shape = (2, MAX_BANDS + 1, 4, 4)
     ones = np.ones(shape)

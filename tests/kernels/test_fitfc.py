@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernels.fitfc import FitfcParams, cell_weights, fitfc, rm_rc, spatial_filter
-from kernels.fitfc._regression import EPS, regression, upsample_bicubic
+from stfcube.kernels.fitfc import FitfcParams, cell_weights, fitfc, rm_rc, spatial_filter
+from stfcube.kernels.fitfc._regression import EPS, regression, upsample_bicubic
 
 ORACLE_RUN = "oracle/fitfc/fsdaf_lgc_sim_p20041126_to_20041228_W1"
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from helpers.cudasim import run_simulated
-from kernels.fitfc import FitfcParams, fitfc, spatial_filter
+from stfcube.kernels.fitfc import FitfcParams, fitfc, spatial_filter
 
 _SIMULATED = textwrap.dedent(
     """
     import json
     import numpy as np
     from numba.core import config
-    from kernels.fitfc import FitfcParams, spatial_filter
+    from stfcube.kernels.fitfc import FitfcParams, spatial_filter
 
     assert config.ENABLE_CUDASIM
     rng = np.random.default_rng(8)
@@ -40,7 +40,7 @@ def test_cuda_kernel_matches_cpu_under_simulator() -> None:
 
 
 def test_cuda_engine_refuses_too_many_neighbours() -> None:
-    from kernels.fitfc._cuda import MAX_SIMILAR, filter_sums
+    from stfcube.kernels.fitfc._cuda import MAX_SIMILAR, filter_sums
 
     with pytest.raises(ValueError, match=f"at most {MAX_SIMILAR} neighbours"):
         filter_sums(

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernels.fsdaf import FsdafParams, fsdaf, fsdaf_program, isodata_classes
-from kernels.fsdaf._change import (
+from stfcube.kernels.fsdaf import FsdafParams, fsdaf, fsdaf_program, isodata_classes
+from stfcube.kernels.fsdaf._change import (
     class_fractions,
     clip_bounds,
     distribute_residual,
@@ -18,8 +18,8 @@ from kernels.fsdaf._change import (
     purest_samples,
     unmix,
 )
-from kernels.fsdaf._program import block_layout, finish, program_cells
-from kernels.fsdaf._tps import tps_exact, tps_local
+from stfcube.kernels.fsdaf._program import block_layout, finish, program_cells
+from stfcube.kernels.fsdaf._tps import tps_exact, tps_local
 
 ORACLE_RUN = "oracle/fsdaf_idl/fsdaf_lgc_sim_p20041126_to_20041228"
 #: The oracle's RMSE vs truth per band (reflectance x 1e4), its params.json.

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from helpers.cudasim import run_simulated
-from kernels.fsdaf import FsdafParams, fsdaf
+from stfcube.kernels.fsdaf import FsdafParams, fsdaf
 
 _SIMULATED = textwrap.dedent(
     """
     import json
     import numpy as np
     from numba.core import config
-    from kernels.fsdaf import _cuda, _numba
+    from stfcube.kernels.fsdaf import _cuda, _numba
 
     assert config.ENABLE_CUDASIM
     rng = np.random.default_rng(3)
@@ -37,7 +37,7 @@ def test_cuda_kernel_matches_cpu_under_simulator() -> None:
 
 
 def test_cuda_engine_refuses_too_many_similar_pixels() -> None:
-    from kernels.fsdaf._cuda import MAX_SIMILAR, smooth_sums
+    from stfcube.kernels.fsdaf._cuda import MAX_SIMILAR, smooth_sums
 
     with pytest.raises(ValueError, match=f"at most {MAX_SIMILAR} similar pixels"):
         smooth_sums(np.ones((1, 30, 30)), np.ones((1, 30, 30)), np.ones(1), 10, 65, (0, 1, 0, 1))

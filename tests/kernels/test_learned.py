@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kernels.learned import EDCSTFN, Pair, build_model, model_halo, ms_ssim, predict  # noqa: E402
-from kernels.learned.losses import MS_SSIM_WEIGHTS, _ssim_cs  # noqa: E402
+from stfcube.kernels.learned import EDCSTFN, Pair, build_model, model_halo, ms_ssim, predict  # noqa: E402
+from stfcube.kernels.learned.losses import MS_SSIM_WEIGHTS, _ssim_cs  # noqa: E402
 
 
 def test_ms_ssim_standard_and_authors_products() -> None:

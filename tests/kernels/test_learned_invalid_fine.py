@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kernels.learned import Pair, build_model, predict  # noqa: E402
+from stfcube.kernels.learned import Pair, build_model, predict  # noqa: E402
 
 RATIO = 4
 

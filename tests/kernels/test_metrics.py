@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy.stats import pearsonr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from kernels import metrics as km
+from stfcube.kernels import metrics as km
 
 # Hand case: x = fused, y = truth, four pixels.
 X = np.array([1.0, 2.0, 3.0, 4.0])

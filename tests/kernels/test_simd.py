@@ -1,4 +1,4 @@
-"""The numba intrinsics of ``kernels._simd`` against plain NumPy."""
+"""The numba intrinsics of ``stfcube.kernels._simd`` against plain NumPy."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from kernels._simd import MASK_BITS, trailing_zeros, within_mask64
+from stfcube.kernels._simd import MASK_BITS, trailing_zeros, within_mask64
 
 
 @njit(cache=False)

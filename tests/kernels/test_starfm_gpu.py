@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 from helpers.cudasim import run_simulated
-from kernels import starfm
+from stfcube.kernels import starfm
 
 _SIMULATED = textwrap.dedent(
     """
     import json
     import numpy as np
     from numba.core import config
-    from kernels import starfm
+    from stfcube.kernels import starfm
 
     assert config.ENABLE_CUDASIM
     rng = np.random.default_rng(4)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from kernels import starfm
-from kernels.starfm import (
+from stfcube.kernels import starfm
+from stfcube.kernels.starfm import (
     StarfmParams,
     StarfmResult,
     slice_moments,
@@ -367,7 +367,7 @@ def test_bad_tile_arguments() -> None:
 
 
 def test_mixed_host_and_device_arrays_are_rejected() -> None:
-    from kernels._backend import array_module
+    from stfcube.kernels._backend import array_module
 
     class FakeCupyArray:  # dispatch goes by the defining module, like cupy.ndarray
         __module__ = "cupy._core.core"

@@ -14,8 +14,13 @@ import numpy as np
 import pytest
 import rasterio
 
-from kernels import starfm
-from kernels.starfm import StarfmParams, slice_moments, slice_thresholds, slices_from_moments
+from stfcube.kernels import starfm
+from stfcube.kernels.starfm import (
+    StarfmParams,
+    slice_moments,
+    slice_thresholds,
+    slices_from_moments,
+)
 
 ORACLE = Path("oracle") / "starfm_usda"
 RUNS = [

@@ -20,13 +20,13 @@ import pytest
 import xarray as xr
 from distributed import LocalCluster
 
-import pipeline
-import pipeline.commands.fuse as fuse_command
+import stfcube.pipeline
+import stfcube.pipeline.commands.fuse as fuse_command
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
-from pipeline.cli import main
-from pipeline.commands._console import console
-from pipeline.engine.cluster import ClusterSpec
-from pipeline.errors import InputError
+from stfcube.pipeline.cli import main
+from stfcube.pipeline.commands._console import console
+from stfcube.pipeline.engine.cluster import ClusterSpec
+from stfcube.pipeline.errors import InputError
 
 DAYS = ["2024-05-01", "2024-05-02", "2024-05-03"]
 
@@ -79,7 +79,7 @@ def fuse_args(workdir: Path, *options: str) -> list[str]:
 
 def test_version_prints_the_version_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out.strip() == f"stfcube {pipeline.__version__}"
+    assert capsys.readouterr().out.strip() == f"stfcube {stfcube.pipeline.__version__}"
 
 
 def test_no_arguments_print_the_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -225,7 +225,7 @@ def fuse_raises(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
     def failing_fuse(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr("pipeline.engine.run.fuse", failing_fuse)
+    monkeypatch.setattr("stfcube.pipeline.engine.run.fuse", failing_fuse)
 
 
 @pytest.mark.parametrize(
@@ -315,7 +315,7 @@ def test_dask_progress_counts_every_task_of_every_computation() -> None:
     import dask.array as da
     from rich.console import Console
 
-    from pipeline.commands._progress import dask_progress
+    from stfcube.pipeline.commands._progress import dask_progress
 
     out = io.StringIO()
     screen = Console(file=out, force_terminal=True, color_system=None, width=100)

@@ -16,11 +16,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import flows.ingest
-from flows.runners import local_cluster_kwargs, retry_options, task_runner
-from pipeline.cli import app
-from pipeline.errors import ConfigError, SchedulerError
-from pipeline.ops.hpc import (
+import stfcube.flows.ingest
+from stfcube.flows.runners import local_cluster_kwargs, retry_options, task_runner
+from stfcube.pipeline.cli import app
+from stfcube.pipeline.errors import ConfigError, SchedulerError
+from stfcube.pipeline.ops.hpc import (
     cuda_worker_command,
     dask_environment_exports,
     hpc_cluster,
@@ -28,7 +28,7 @@ from pipeline.ops.hpc import (
     render_job_script,
     submit_job_script,
 )
-from pipeline.ops.update import (
+from stfcube.pipeline.ops.update import (
     RegionConfig,
     RetryPolicy,
     RunnerConfig,
@@ -65,7 +65,7 @@ def test_prefect_yaml_has_the_shape_prefect_deploy_reads() -> None:
     names = [d.name for d in model.deployments]
     assert len(names) == len(set(names))
     scheduled = [d for d in model.deployments if d.schedules]
-    assert {d.entrypoint for d in scheduled} == {"flows/update.py:update_flow"}
+    assert {d.entrypoint for d in scheduled} == {"stfcube/flows/update.py:update_flow"}
     assert all(d.work_pool is not None and d.work_pool.name for d in model.deployments)
 
 
@@ -93,7 +93,7 @@ def test_deployment_entrypoint_imports_and_parameters_validate(deployment: dict)
 def test_flow_parameters_reject_a_bad_region() -> None:
     from prefect.exceptions import ParameterTypeError
 
-    from flows import update_flow
+    from stfcube.flows import update_flow
 
     with pytest.raises(ParameterTypeError):
         update_flow.validate_parameters({"region": {"name": "x", "source": 3}})
@@ -135,7 +135,7 @@ fused: f.zarr
 def test_catalog_region_reaches_the_ingest_task(monkeypatch: pytest.MonkeyPatch) -> None:
     """The ingest stage submits the section's query; the task passes it to ``ingest``."""
     config = region_config_from_mapping(yaml.safe_load(CATALOG_REGION))
-    task = flows.ingest.ingest_task
+    task = stfcube.flows.ingest.ingest_task
     submitted: list[tuple] = []
 
     class Future:
@@ -152,8 +152,8 @@ def test_catalog_region_reaches_the_ingest_task(monkeypatch: pytest.MonkeyPatch)
         def submit(self, *args: object) -> Future:
             return Future(args)
 
-    monkeypatch.setattr(flows.ingest, "ingest_task", Task())
-    flows.ingest.ingest_stage(config)
+    monkeypatch.setattr(stfcube.flows.ingest, "ingest_task", Task())
+    stfcube.flows.ingest.ingest_stage(config)
     ((source, cube, chunk, roles, query),) = submitted
     assert (source, cube, roles) == (config.source, Path("c.zarr"), ("fine", "coarse"))
     assert (query.fine, query.coarse) == (("landsat-c2-l2",), ("modis-43A4-061",))
@@ -162,9 +162,7 @@ def test_catalog_region_reaches_the_ingest_task(monkeypatch: pytest.MonkeyPatch)
     assert (query.resolution, query.bands) == (30.0, ("red", "nir"))
 
     calls: list[dict] = []
-    monkeypatch.setattr(
-        flows.ingest.pipeline.ingest.scenes, "ingest", lambda *a, **kw: calls.append(kw)
-    )
+    monkeypatch.setattr(stfcube.pipeline.ingest.scenes, "ingest", lambda *a, **kw: calls.append(kw))
     task.fn(source, cube, chunk, roles, query)
     assert calls == [{"chunk": chunk, "roles": roles, "catalog": query}]
 
@@ -391,7 +389,7 @@ def test_cli_starts_without_importing_the_heavy_stack() -> None:
     import sys
 
     code = (
-        "import sys, pipeline.cli\n"
+        "import sys, stfcube.pipeline.cli\n"
         "heavy = ('numpy', 'xarray', 'dask', 'zarr', 'rasterio', 'numba', 'prefect')\n"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.engine.pairing import PairGroup
-from pipeline.errors import ConfigError
-from pipeline.geometry.tiling import tile_counts, tile_grid
-from pipeline.ops.plan import (
+from stfcube.pipeline.cli import app
+from stfcube.pipeline.engine.pairing import PairGroup
+from stfcube.pipeline.errors import ConfigError
+from stfcube.pipeline.geometry.tiling import tile_counts, tile_grid
+from stfcube.pipeline.ops.plan import (
     THROUGHPUT,
     Plan,
     batch_cost,
@@ -27,7 +27,7 @@ from pipeline.ops.plan import (
     plan_region,
     spatial_blocks,
 )
-from pipeline.ops.update import CalendarSpec, load_region_config, region_config_from_mapping
+from stfcube.pipeline.ops.update import CalendarSpec, load_region_config, region_config_from_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
 #: STARFM's defaults (W = 50) on 2 bands.

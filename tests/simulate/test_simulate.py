@@ -1,4 +1,4 @@
-"""Tests of the synthetic site generator (``pipeline.simulate``, ``stfcube simulate``)."""
+"""Tests of the synthetic site generator (``stfcube.pipeline.simulate``, ``stfcube simulate``)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pytest
 import rasterio
 from typer.testing import CliRunner
 
-from pipeline.errors import ConfigError, OutputError
-from pipeline.simulate import SiteSummary, simulate_site
-from pipeline.simulate.cog import OverviewPyramid, overview_shapes
-from pipeline.simulate.constants import BAND_NAMES, NODATA
-from pipeline.simulate.noise import value_noise
-from pipeline.simulate.sensors import block_mean, psf_kernel
-from pipeline.simulate.stac import ROLE_KEY, VALID_VALUES_KEY
+from stfcube.pipeline.errors import ConfigError, OutputError
+from stfcube.pipeline.simulate import SiteSummary, simulate_site
+from stfcube.pipeline.simulate.cog import OverviewPyramid, overview_shapes
+from stfcube.pipeline.simulate.constants import BAND_NAMES, NODATA
+from stfcube.pipeline.simulate.noise import value_noise
+from stfcube.pipeline.simulate.sensors import block_mean, psf_kernel
+from stfcube.pipeline.simulate.stac import ROLE_KEY, VALID_VALUES_KEY
 
 SMALL = {"size": 128, "days": 8, "fine_every": 4, "seed": 7}
 
@@ -348,7 +348,7 @@ def test_failed_run_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_cli_writes_a_site_and_reports_errors(tmp_path: Path) -> None:
-    from pipeline.cli import app  # imports every command; keep the other tests independent
+    from stfcube.pipeline.cli import app  # imports every command; keep the other tests independent
 
     runner = CliRunner()
     out = tmp_path / "cli"

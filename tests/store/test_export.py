@@ -24,14 +24,14 @@ from rasterio.crs import CRS
 from helpers.checksums import file_checksums
 from helpers.cli import one_line, run_stfcube
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
-from pipeline.engine.run import fuse
-from pipeline.errors import ConfigError, InputError, OutputError
-from pipeline.export import export_cog, export_stac
-from pipeline.export.cog import write_cog
-from pipeline.export.product import open_product, value_scaling
-from pipeline.export.stac import stac_grid
-from pipeline.simulate.stac import BandSpec
-from pipeline.store.atomic import EXPORT_MARKER
+from stfcube.pipeline.engine.run import fuse
+from stfcube.pipeline.errors import ConfigError, InputError, OutputError
+from stfcube.pipeline.export import export_cog, export_stac
+from stfcube.pipeline.export.cog import write_cog
+from stfcube.pipeline.export.product import open_product, value_scaling
+from stfcube.pipeline.export.stac import stac_grid
+from stfcube.pipeline.simulate.stac import BandSpec
+from stfcube.pipeline.store.atomic import EXPORT_MARKER
 
 PAIRS = ["2024-05-01", "2024-05-09"]
 DATES = ["2024-05-03", "2024-05-05"]
@@ -276,7 +276,7 @@ def test_the_export_ingests_back_as_a_fine_series(
     """Round trip: the exported STAC (items of role fine) is a source of ``stfcube ingest``, so a
     fused series can be the fine input of another run. Values come back as stored; a pixel
     missing in one band is invalid in all (the cube's validity is per pixel)."""
-    from pipeline.ingest import ingest
+    from stfcube.pipeline.ingest import ingest
 
     cube = tmp_path / "again.zarr"
     ingest(stac_export / "collection.json", cube, roles=("fine",))

@@ -14,16 +14,16 @@ import rasterio
 import xarray as xr
 import zarr
 
-from pipeline.engine.run import fuse
-from pipeline.geometry.tiling import Tile
-from pipeline.ingest.scenes import ingest
-from pipeline.simulate.site import simulate_site
-from pipeline.store import layout
-from pipeline.store.chunks import chunk_exists
-from pipeline.store.cube import cube_grid, native_cube_grid, open_cube
-from pipeline.store.fused import mark_complete_if_done, write_tile
-from pipeline.store.metadata import cf_units, value_attrs
-from pipeline.store.verify import verify_store
+from stfcube.pipeline.engine.run import fuse
+from stfcube.pipeline.geometry.tiling import Tile
+from stfcube.pipeline.ingest.scenes import ingest
+from stfcube.pipeline.simulate.site import simulate_site
+from stfcube.pipeline.store import layout
+from stfcube.pipeline.store.chunks import chunk_exists
+from stfcube.pipeline.store.cube import cube_grid, native_cube_grid, open_cube
+from stfcube.pipeline.store.fused import mark_complete_if_done, write_tile
+from stfcube.pipeline.store.metadata import cf_units, value_attrs
+from stfcube.pipeline.store.verify import verify_store
 from tests.helpers.cube_factory import write_cube
 
 SMALL = {"max_search_distance": 300.0}  # W = 20: quick
@@ -251,8 +251,8 @@ def test_object_counts_for_a_conus_year() -> None:
 def test_plan_prints_the_fused_object_count() -> None:
     from datetime import date
 
-    from pipeline.ops.plan import calendar_groups, describe_plan, method_cost, plan_batches
-    from pipeline.ops.update import CalendarSpec
+    from stfcube.pipeline.ops.plan import calendar_groups, describe_plan, method_cost, plan_batches
+    from stfcube.pipeline.ops.update import CalendarSpec
 
     calendar = CalendarSpec(start=date(2024, 1, 1), end=date(2024, 12, 30), fine_every_days=8)
     groups = calendar_groups(calendar, 2)

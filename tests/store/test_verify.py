@@ -19,9 +19,9 @@ import xarray as xr
 import zarr
 
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
-from pipeline.engine.run import fuse
-from pipeline.errors import InputError, OutputError
-from pipeline.store.verify import verify_store
+from stfcube.pipeline.engine.run import fuse
+from stfcube.pipeline.errors import InputError, OutputError
+from stfcube.pipeline.store.verify import verify_store
 
 DAYS = ["2024-05-01", "2024-05-03", "2024-05-05"]
 OPTIONS = {"tile": 16, "params": {"max_search_distance": 300.0}, "local_threads": 2}
@@ -53,7 +53,7 @@ def fused(clean: tuple[Path, Path], tmp_path: Path) -> Path:
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     """``stfcube ARGS`` in this process; its exit code."""
-    from pipeline.cli import main
+    from stfcube.pipeline.cli import main
 
     monkeypatch.setattr(sys, "argv", ["stfcube", *args])
     try:

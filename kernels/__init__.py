@@ -1,5 +1,0 @@
-"""Fusion kernels: pure array functions (NumPy/numba on CPU, CuPy on GPU), no I/O."""
-
-from kernels.starfm import starfm
-
-__all__ = ["starfm"]
