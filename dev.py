@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         cmd = [str(VENV / "bin" / "stfcube"), "demo", *(rest or ["demo-output"])]
     elif command == "test":
-        cmd = [py, "-m", "pytest", *(rest or ["-m", "not gpu and not long"])]
+        cmd = [py, "-m", "pytest", *(rest or ["-m", "not gpu"])]
     elif command == "lint":
         checks = [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]]
         for check in checks:
