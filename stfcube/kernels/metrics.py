@@ -59,11 +59,9 @@ def _valid_mask(x: NDArray, y: NDArray, valid: ArrayLike | None) -> NDArray[np.b
 
 
 def _as_pair(fused: ArrayLike, truth: ArrayLike) -> tuple[FloatArray, FloatArray]:
-    x = np.asarray(fused, dtype=np.float64)
-    y = np.asarray(truth, dtype=np.float64)
-    if x.shape != y.shape:
-        raise ValueError(f"fused shape {x.shape} differs from truth shape {y.shape}")
-    return x, y
+    """:func:`_as_arrays` in float64."""
+    x, y = _as_arrays(fused, truth)
+    return x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
 
 
 def _as_arrays(fused: ArrayLike, truth: ArrayLike) -> tuple[NDArray, NDArray]:

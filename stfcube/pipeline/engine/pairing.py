@@ -49,6 +49,10 @@ class PairGroup:
         if len(self.coarse_dates) != len(self.pair_dates):
             raise ValueError("one coarse date per pair")
 
+    def predicting(self, dates: Sequence[np.datetime64]) -> PairGroup:
+        """The same pairs predicting ``dates`` (some of this group's dates: a batch or a run)."""
+        return PairGroup(self.pair_dates, tuple(dates), self.coarse_dates)
+
 
 def parse_rule(rule: str | int) -> str | int:
     """Normalise a pair rule: ``"nearest"``, ``"before"``, ``"after"`` or a positive int."""

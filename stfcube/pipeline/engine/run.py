@@ -252,7 +252,7 @@ def _batch_groups(setup: FusionSetup, dates: Sequence[Any] | None) -> list[tuple
     for index, group in enumerate(setup.plan.groups):
         chosen = tuple(d for d in group.predict_dates if day(d) in wanted)
         if chosen:
-            batch.append((index, PairGroup(group.pair_dates, chosen, group.coarse_dates)))
+            batch.append((index, group.predicting(chosen)))
     return batch
 
 
@@ -280,8 +280,7 @@ def date_runs(
     for index, group in groups:
         dates = group.predict_dates
         for part in np.array_split(np.arange(len(dates)), min(per_group, len(dates))):
-            chosen = tuple(dates[i] for i in part)
-            runs.append((index, PairGroup(group.pair_dates, chosen, group.coarse_dates)))
+            runs.append((index, group.predicting([dates[i] for i in part])))
     return runs
 
 
