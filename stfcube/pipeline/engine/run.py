@@ -41,6 +41,7 @@ import xarray as xr
 
 from stfcube.pipeline.engine.chunk_cache import release_run
 from stfcube.pipeline.engine.cluster import ClusterSpec, dask_client
+from stfcube.pipeline.engine.dataset_input import dataset_source, staged_dataset_cube
 from stfcube.pipeline.engine.methods.base import FusionMethod, StatisticsInputs
 from stfcube.pipeline.engine.methods.registry import get_method
 from stfcube.pipeline.engine.pairing import PairGroup
@@ -135,7 +136,7 @@ def _fingerprint(
     pairs: str | int | None,
     min_pair_valid_fraction: float,
     pair_tolerance_days: int,
-    cube_path: Path,
+    source: str,
 ) -> dict[str, Any]:
     return {
         "method": method.name,
@@ -144,7 +145,7 @@ def _fingerprint(
         "pairs": str(pairs if pairs is not None else method.default_pairs),
         "pair_tolerance_days": pair_tolerance_days,
         "min_pair_valid_fraction": min_pair_valid_fraction,
-        "source_cube": str(cube_path.resolve()),
+        "source_cube": source,
     }
 
 
@@ -162,10 +163,12 @@ def prepare_fusion(
     overwrite: bool = False,
     device: str = "cpu",
     client: Any = None,
+    source: str | None = None,
 ) -> FusionSetup:
     """Plan a run, compute every pair group's global statistics and create/extend the output.
 
-    Parameters are those of :func:`fuse`; ``client`` (optional) computes the statistics.
+    Parameters are those of :func:`fuse`; ``client`` (optional) computes the statistics;
+    ``source`` is what the output records as its source cube (default: ``cube_path``).
     """
     cube_path, out_path = Path(cube_path), Path(out_path)
     check_disjoint(out_path, [cube_path])
@@ -194,7 +197,7 @@ def prepare_fusion(
         pairs,
         min_pair_valid_fraction,
         pair_tolerance_days,
-        cube_path,
+        source or str(cube_path.resolve()),
     )
     try:
         tile_grid((cube.sizes["y"], cube.sizes["x"]), tile)
@@ -413,7 +416,7 @@ def run_fusion(
 
 
 def fuse(
-    cube_path: str | Path,
+    cube: str | Path | xr.Dataset,
     out_path: str | Path,
     *,
     method: str = "starfm",
@@ -438,8 +441,11 @@ def fuse(
 
     Parameters
     ----------
-    cube_path
-        The input cube (``stfcube ingest``).
+    cube
+        The input cube (``stfcube ingest``): its path, or an ``xarray.Dataset`` with the cube
+        schema (``xr.open_zarr(cube_path)``, or one built alike), which is validated and
+        staged into a temporary cube beside the output for the run
+        (:mod:`stfcube.pipeline.engine.dataset_input`).
     out_path
         The output Zarr store (created, extended with new dates, or resumed).
     method
@@ -474,10 +480,14 @@ def fuse(
     Returns
     -------
     FuseReport
+        What the run did; :func:`stfcube.open_fused` opens ``report.out_path`` as a Dataset.
     """
     started = time.perf_counter()
-    check_disjoint(out_path, [cube_path])
-    with store_lock(out_path, "fuse"):
+    out_path = Path(out_path)
+    given = cube if isinstance(cube, xr.Dataset) else None
+    if given is None:
+        check_disjoint(out_path, [Path(cube)])
+    with store_lock(out_path, "fuse"), _cube_on_disk(cube, out_path) as cube_path:
         # Planned and prepared before any cluster starts, so bad input fails fast; the statistics
         # run on the caller's client if there is one, else on local threads (a bounded reduction).
         setup = prepare_fusion(
@@ -493,6 +503,7 @@ def fuse(
             overwrite=overwrite,
             device=device,
             client=client,
+            source=None if given is None else dataset_source(given),
         )
         with _client_context(client, cluster) as active_client:
             report = run_fusion(
@@ -504,6 +515,14 @@ def fuse(
             )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _cube_on_disk(cube: str | Path | xr.Dataset, out_path: Path) -> Any:
+    """A context yielding the path of the cube to fuse: ``cube`` itself, or a Dataset's staged
+    copy (:func:`stfcube.pipeline.engine.dataset_input.staged_dataset_cube`)."""
+    if isinstance(cube, xr.Dataset):
+        return staged_dataset_cube(cube, out_path)
+    return nullcontext(Path(cube))
 
 
 def _client_context(client: Any, cluster: ClusterSpec | None) -> Any:
