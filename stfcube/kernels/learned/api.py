@@ -10,6 +10,10 @@ pixel.
 Two pairs: EDCSTFN merges its features (:meth:`EDCSTFN.forward_two`); DCSTFN and STFDCNN weigh
 the two pairs' predictions per pixel by the inverse of the change they predict
 (``|pred_k - fine_k|``, band mean; 0 for a pair whose fine pixel is invalid).
+
+GAN-STFM takes one reference, of which only the fine image is used (:func:`fill_reference`:
+an invalid fine pixel takes the prediction date's coarse value and vice versa); its prediction
+is NaN where either is invalid.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from stfcube.kernels.learned.ganstfm import GANSTFM
 from stfcube.kernels.learned.models import DCSTFN, EDCSTFN, STFDCNN
 
 
@@ -50,6 +55,20 @@ def fill_coarse(
     return (
         _fill(coarse, coarse_valid, coarse_pred),
         _fill(coarse_pred, coarse_pred_valid, coarse),
+    )
+
+
+def fill_reference(
+    fine: torch.Tensor,
+    fine_valid: torch.Tensor,
+    coarse_pred: torch.Tensor,
+    coarse_pred_valid: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAN-STFM's inputs ``(C(tp), F(ref))``, each invalid pixel taken from the other (0 if
+    both are invalid)."""
+    return (
+        _fill(coarse_pred, coarse_pred_valid, fine),
+        _fill(fine, fine_valid, coarse_pred),
     )
 
 
@@ -110,9 +129,10 @@ def predict(
     Parameters
     ----------
     model
-        An :class:`EDCSTFN`, :class:`DCSTFN` or :class:`STFDCNN`.
+        An :class:`EDCSTFN`, :class:`DCSTFN`, :class:`STFDCNN` or :class:`GANSTFM`.
     pairs
-        One or two :class:`Pair` (batch ``N`` broadcast: usually the prediction dates).
+        One or two :class:`Pair` (batch ``N`` broadcast: usually the prediction dates); one
+        for GAN-STFM, whose pair needs no coarse image.
     coarse_pred, coarse_pred_valid
         The prediction dates' coarse images (native grid for DCSTFN) and masks.
 
@@ -124,7 +144,12 @@ def predict(
     if not 1 <= len(pairs) <= 2:
         raise ValueError(f"one or two pairs, got {len(pairs)}")
     pairs = [_broadcast(pair, coarse_pred.shape[0]) for pair in pairs]
-    if isinstance(model, EDCSTFN):
+    if isinstance(model, GANSTFM):
+        if len(pairs) != 1:
+            raise ValueError(f"GAN-STFM takes one reference, got {len(pairs)}")
+        (pair,) = pairs
+        out = model(*fill_reference(pair.fine, pair.fine_valid, coarse_pred, coarse_pred_valid))
+    elif isinstance(model, EDCSTFN):
         filled = []
         for pair in pairs:
             coarse, pred = fill_coarse(

@@ -1,4 +1,4 @@
-"""The three CNN fusion models as ``torch.nn.Module``s, built from the published descriptions.
+"""The CNN fusion models as ``torch.nn.Module``s, built from the published descriptions.
 
 Every model takes scaled reflectance (``x 1e-4``) tensors ``(N, band, y, x)`` and returns the
 prediction ``F(tp)`` of the same layout. Layer lists, widths and padding follow
@@ -17,16 +17,23 @@ prediction ``F(tp)`` of the same layout. Layer lists, widths and padding follow
   32, global residual, zero padding) on the fine grid, a non-linear mapping coarse -> transition
   image and a super-resolution transition -> fine image; pairs add their fine detail
   (:func:`stfcube.kernels.learned.api.predict`). Radius 16 fine px.
+* :class:`~stfcube.kernels.learned.ganstfm.GANSTFM` (Tan et al. 2022), the generator of the
+  conditional GAN, in its own module with its discriminator and losses beside it
+  (:mod:`stfcube.kernels.learned.adversarial`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import nn
+
+from stfcube.kernels.learned.ganstfm import GANSTFM
+from stfcube.kernels.learned.ganstfm import WIDTHS as WIDTHS_GANSTFM
 
 #: Padding of the 3x3 convolutions (zeros or replication).
 Padding = Literal["zeros", "replicate"]
@@ -225,11 +232,19 @@ class STFDCNN(nn.Module):
 
 
 #: Model name -> class.
-MODELS: dict[str, type[nn.Module]] = {"edcstfn": EDCSTFN, "dcstfn": DCSTFN, "stfdcnn": STFDCNN}
+MODELS: dict[str, type[nn.Module]] = {
+    "edcstfn": EDCSTFN,
+    "dcstfn": DCSTFN,
+    "stfdcnn": STFDCNN,
+    "ganstfm": GANSTFM,
+}
 
 
-def build_model(name: str, bands: int, ratio: int | None) -> nn.Module:
-    """A freshly initialised model ``name`` (``edcstfn``, ``dcstfn`` or ``stfdcnn``).
+def build_model(
+    name: str, bands: int, ratio: int | None, widths: Sequence[int] | None = None
+) -> nn.Module:
+    """A freshly initialised model ``name`` (``edcstfn``, ``dcstfn``, ``stfdcnn`` or
+    ``ganstfm``; ``widths``: GAN-STFM's encoder widths, the published ones by default).
 
     Raises
     ------
@@ -242,6 +257,8 @@ def build_model(name: str, bands: int, ratio: int | None) -> nn.Module:
         if ratio is None:
             raise ValueError("DCSTFN reads the coarse images on their native grid: give the ratio")
         return DCSTFN(bands, ratio)
+    if name == "ganstfm":
+        return GANSTFM(bands, tuple(widths or WIDTHS_GANSTFM))
     return MODELS[name](bands)
 
 

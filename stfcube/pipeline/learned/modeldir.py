@@ -138,7 +138,9 @@ def load_model(model_dir: Path, config: dict[str, Any], device: str = "cpu") -> 
 
     from stfcube.kernels.learned import build_model
 
-    model = build_model(config["model"], len(config["cube"]["bands"]), config["cube"]["ratio"])
+    cube = config["cube"]
+    widths = config["settings"].get("widths")
+    model = build_model(config["model"], len(cube["bands"]), cube["ratio"], widths)
     path = model_dir / WEIGHTS
     try:
         state = torch.load(path, map_location=device, weights_only=True)

@@ -2,9 +2,11 @@
 
 A pair is a date whose fine and coarse images both have at least ``min_valid`` valid pixels.
 Targets are drawn from the training dates; references from every other pair (held-out dates may
-serve as references, never as targets), preferring the nearest in time. Patches are random
-squares (for DCSTFN aligned to the native coarse grid) with a random rotation / flip applied to
-every image of a sample alike.
+serve as references, never as targets), preferring the nearest in time. GAN-STFM's reference
+is any fine image with ``min_valid`` valid pixels, with or without a coarse image, drawn at
+random (the target's own included, as its authors do). Patches are random squares (for DCSTFN
+aligned to the native coarse grid) with a random rotation / flip applied to every image of a
+sample alike.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from stfcube.pipeline.learned.modeldir import SCALE, cube_ratio
 class Site:
     """A cube's usable pairs in memory: scaled data ``(t, band, y, x)`` (0 where invalid is not
     guaranteed: masks say), masks ``(t, y, x)``; ``native`` the native-grid coarse images cut to
-    whole coarse pixels inside the image (``row0``/``col0``: fine position of their corner)."""
+    whole coarse pixels inside the image (``row0``/``col0``: fine position of their corner);
+    ``paired``: the dates that are pairs (all, unless fine images without a coarse one were
+    loaded as references)."""
 
     dates: tuple[np.datetime64, ...]
     fine: np.ndarray
@@ -37,10 +41,14 @@ class Site:
     native_valid: np.ndarray | None = None
     native_row0: int = 0
     native_col0: int = 0
+    paired: tuple[int, ...] = ()
 
 
-def load_site(cube_path: Path, cube: Any, *, min_valid: float, native: bool) -> Site:
-    """Read every usable pair of ``cube`` (opened from ``cube_path``).
+def load_site(
+    cube_path: Path, cube: Any, *, min_valid: float, native: bool, fine_only: bool = False
+) -> Site:
+    """Read every usable pair of ``cube`` (opened from ``cube_path``), and with ``fine_only``
+    every fine image with ``min_valid`` valid pixels besides (references).
 
     Raises
     ------
@@ -49,13 +57,14 @@ def load_site(cube_path: Path, cube: Any, *, min_valid: float, native: bool) -> 
     """
     fine_share = cube["fine_valid"].mean(("y", "x")).values
     coarse_share = cube["coarse_valid"].mean(("y", "x")).values
-    usable = np.flatnonzero((fine_share >= min_valid) & (coarse_share >= min_valid))
-    if len(usable) < 2:
+    is_pair = (fine_share >= min_valid) & (coarse_share >= min_valid)
+    if is_pair.sum() < 2:
         raise InputError(
             cube_path,
-            f"{len(usable)} usable fine+coarse pair(s) (at least {min_valid:.0%} valid pixels "
+            f"{is_pair.sum()} usable fine+coarse pair(s) (at least {min_valid:.0%} valid pixels "
             "in both images); training needs at least 2",
         )
+    usable = np.flatnonzero((fine_share >= min_valid) if fine_only else is_pair)
     if native and "coarse_native" not in cube:
         raise InputError(cube_path, "DCSTFN reads the native coarse grid, which this cube lacks")
     pick = cube.isel(time=usable)
@@ -70,6 +79,7 @@ def load_site(cube_path: Path, cube: Any, *, min_valid: float, native: bool) -> 
         coarse=(values("coarse") * SCALE).astype(np.float32),
         coarse_valid=values("coarse_valid").astype(bool),
         ratio=cube_ratio(cube),
+        paired=tuple(int(k) for k in np.flatnonzero(is_pair[usable])),
     )
     if not native:
         return site
@@ -127,7 +137,7 @@ class PatchSampler:
     train
         Indices of the training (target) dates.
     model
-        ``edcstfn``, ``dcstfn`` or ``stfdcnn``.
+        ``edcstfn``, ``dcstfn``, ``stfdcnn`` or ``ganstfm``.
     patch
         Patch edge in fine pixels (DCSTFN: a multiple of the ratio).
     pairs
@@ -168,8 +178,11 @@ class PatchSampler:
         grid)."""
         site = self.site
         target = int(rng.choice(self.train))
-        candidates = nearest(site.dates, target, range(len(site.dates)), self.pairs + 1)
-        refs = [int(i) for i in rng.permutation(candidates)[: self.pairs]]
+        if self.model == "ganstfm":
+            refs = [int(rng.integers(0, len(site.dates)))]
+        else:
+            candidates = nearest(site.dates, target, site.paired, self.pairs + 1)
+            refs = [int(i) for i in rng.permutation(candidates)[: self.pairs]]
         r0, c0 = self._origin(rng)
         fine = (slice(r0, r0 + self.patch), slice(c0, c0 + self.patch))
         out = {

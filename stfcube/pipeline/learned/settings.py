@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from stfcube.pipeline.errors import ConfigError
 
-MODELS = ("edcstfn", "dcstfn", "stfdcnn")
+MODELS = ("edcstfn", "dcstfn", "stfdcnn", "ganstfm")
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,8 @@ class TrainSettings:
     """Training settings (recorded in ``config.json``; a resumed run must use the same).
 
     ``transition`` is STFDCNN's transition-image block size in fine pixels (0: half the coarse
-    ratio, or 8); ``pairs`` 2 trains EDCSTFN on two references per sample.
+    ratio, or 8); ``pairs`` 2 trains EDCSTFN on two references per sample; ``widths`` are
+    GAN-STFM's encoder widths (the published ones by default).
     """
 
     model: str = "edcstfn"
@@ -35,6 +36,7 @@ class TrainSettings:
     transition: int = 0
     seed: int = 2019
     threads: int = 1
+    widths: tuple[int, ...] = (16, 32, 64, 128)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -47,5 +49,15 @@ class TrainSettings:
             raise ConfigError("--pairs is 1, or 2 for EDCSTFN only")
         if self.ms_ssim not in ("standard", "authors"):
             raise ConfigError("--ms-ssim must be standard or authors")
+        if self.model == "ganstfm":
+            self._check_ganstfm()
         if not 0 < self.validation_fraction < 1 or not 0 <= self.min_valid <= 1:
             raise ConfigError("--validation-fraction lies in (0, 1), --min-valid in [0, 1]")
+
+    def _check_ganstfm(self) -> None:
+        if self.patch % 8:
+            raise ConfigError("--patch must be a multiple of 8 for ganstfm (its feature U-Net)")
+        if self.batch < 2:
+            raise ConfigError("--batch must be >= 2 for ganstfm (batch norm in its discriminator)")
+        if len(self.widths) != 4 or min(self.widths) < 1:
+            raise ConfigError(f"--widths: four positive widths, got {self.widths}")

@@ -22,13 +22,13 @@ def transition(settings: TrainSettings, ratio: int | None) -> int:
     return settings.transition or max(1, (ratio or 16) // 2)
 
 
-def _torch_batch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+def torch_batch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
     import torch
 
     return {key: torch.from_numpy(value) for key, value in batch.items()}
 
 
-def _pairs_of(batch: dict[str, Any], n: int) -> list[Any]:
+def pairs_of(batch: dict[str, Any], n: int) -> list[Any]:
     from stfcube.kernels.learned import Pair
 
     return [
@@ -75,7 +75,7 @@ def _pair_loss(model: Any, batch: dict[str, Any], settings: TrainSettings, loss:
 
     valid = batch["target_valid"]
     terms = []
-    for pair in _pairs_of(batch, settings.pairs):
+    for pair in pairs_of(batch, settings.pairs):
         prediction = predict(model, [pair], batch["coarse_pred"], batch["coarse_pred_valid"])
         ok = valid & torch.isfinite(prediction).all(1)
         terms.append(loss(torch.nan_to_num(prediction), torch.nan_to_num(batch["target"]), ok))
@@ -83,23 +83,34 @@ def _pair_loss(model: Any, batch: dict[str, Any], settings: TrainSettings, loss:
 
 
 def train_autoencoder(site: Site, train: list[int], settings: TrainSettings, rng: Any) -> Any:
-    """EDCSTFN's feature autoencoder, trained on fine patches of the training dates."""
+    """The feature autoencoder of EDCSTFN or GAN-STFM, trained on fine patches of the training
+    dates; its encoder."""
     import torch
 
-    from stfcube.kernels.learned import FeatureAutoencoder
+    from stfcube.kernels.learned import FeatureAutoencoder, FeatureUNet
+    from stfcube.kernels.learned.adversarial import feature_autoencoder_loss
     from stfcube.kernels.learned.losses import autoencoder_loss
 
-    auto = FeatureAutoencoder(site.fine.shape[1])
+    bands = site.fine.shape[1]
+    auto: Any
+    if settings.model == "ganstfm":
+        auto, loss = FeatureUNet(bands), feature_autoencoder_loss
+    else:
+        auto = FeatureAutoencoder(bands)
+
+        def loss(reconstruction: Any, image: Any) -> Any:
+            return autoencoder_loss(reconstruction, image, settings.ms_ssim)
+
     optimiser = torch.optim.Adam(
         auto.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
     sampler = PatchSampler(site, train, "edcstfn", settings.patch, 1)
     for _ in range(settings.autoencoder_steps):
-        batch = _torch_batch(sampler.batch(rng, settings.batch))
+        batch = torch_batch(sampler.batch(rng, settings.batch))
         image = torch.where(batch["target_valid"][:, None], batch["target"], batch["coarse_pred"])
         image = torch.nan_to_num(image)
         optimiser.zero_grad()
-        autoencoder_loss(auto(image), image, settings.ms_ssim).backward()
+        loss(auto(image), image).backward()
         optimiser.step()
     return auto.encoder
 
@@ -147,44 +158,61 @@ def _validation_inputs(site: Site, model_name: str, target: int, refs: list[int]
 def validate(
     model: Any, site: Site, train: list[int], held: list[int], settings: TrainSettings
 ) -> dict[str, Any]:
-    """Masked MSE (scaled units), RMSE (cube units) and SSIM per held-out date and band."""
+    """Masked MSE (scaled units), RMSE (cube units) and SSIM per held-out date and band
+    (GAN-STFM: in its ``frozen`` mode, and under ``window`` in its ``window`` mode)."""
     import torch
 
-    from stfcube.kernels import metrics
     from stfcube.kernels.learned import predict
 
     n_refs = 2 if settings.pairs == 2 and len(train) >= 2 else 1
+    # GAN-STFM: the nearest other fine image, as in the engine; the CNNs: the nearest pair(s)
+    pool = range(len(site.dates)) if settings.model == "ganstfm" else train
     per_date: dict[str, Any] = {}
     model.eval()
+    if settings.model == "ganstfm":
+        model.set_statistics("frozen")
     with torch.no_grad():
         for target in held:
-            refs = nearest(site.dates, target, train, n_refs)
+            refs = nearest(site.dates, target, pool, n_refs)
             pairs, pred_c, pred_v, (truth, ok) = _validation_inputs(
                 site, settings.model, target, refs, settings.validation_size
             )
             out = predict(model, pairs, pred_c, pred_v)[0].numpy() / md.SCALE
-            ok = ok & np.isfinite(out).all(0)
-            truth = truth / md.SCALE
             per_date[str(site.dates[target])[:10]] = {
                 "references": [str(site.dates[r])[:10] for r in refs],
-                "mse": float(np.mean(((out - truth)[:, ok] * md.SCALE) ** 2))
-                if ok.any()
-                else float("nan"),
-                "rmse": [metrics.rmse(out[b], truth[b], ok) for b in range(len(out))],
-                "ssim": [
-                    metrics.ssim(out[b], truth[b], ok, data_range=10000.0) for b in range(len(out))
-                ],
+                **_scores(out, truth / md.SCALE, ok),
             }
+            if settings.model == "ganstfm":  # also the window mode, the crop as one window
+                model.set_statistics("window")
+                out = predict(model, pairs, pred_c, pred_v)[0].numpy() / md.SCALE
+                model.set_statistics("frozen")
+                scores = _scores(out, truth / md.SCALE, ok)
+                per_date[str(site.dates[target])[:10]]["window"] = scores
     model.train()
     return {"dates": per_date, "mse": float(np.mean([d["mse"] for d in per_date.values()]))}
 
 
+def _scores(out: np.ndarray, truth: np.ndarray, ok: np.ndarray) -> dict[str, Any]:
+    """MSE (scaled units) over the valid pixels, RMSE and SSIM per band (cube units)."""
+    from stfcube.kernels import metrics
+
+    ok = ok & np.isfinite(out).all(0)
+    return {
+        "mse": float(np.mean(((out - truth)[:, ok] * md.SCALE) ** 2)) if ok.any() else np.nan,
+        "rmse": [metrics.rmse(out[b], truth[b], ok) for b in range(len(out))],
+        "ssim": [metrics.ssim(out[b], truth[b], ok, data_range=10000.0) for b in range(len(out))],
+    }
+
+
 def make_loss(settings: TrainSettings, encoder: Any) -> Callable[[Any, Any, Any], Any]:
-    """The pixel loss of ``settings.model``: EDCSTFN's compound loss, else masked MSE."""
-    from stfcube.kernels.learned import CompoundLoss, masked_mse
+    """The pixel loss of ``settings.model``: EDCSTFN's compound loss, GAN-STFM's
+    reconstruction loss, else masked MSE."""
+    from stfcube.kernels.learned import CompoundLoss, ReconstructionLoss, masked_mse
 
     if settings.model == "edcstfn":
         return CompoundLoss(encoder, settings.alpha, settings.ms_ssim)
+    if settings.model == "ganstfm":
+        return ReconstructionLoss(encoder)
     return masked_mse
 
 
@@ -192,7 +220,7 @@ def step_loss(
     model: Any, batch: dict[str, np.ndarray], settings: TrainSettings, loss: Any, ratio: int | None
 ) -> Any:
     """The loss of one batch."""
-    tensors = _torch_batch(batch)
+    tensors = torch_batch(batch)
     if settings.model == "stfdcnn":
         return _stfdcnn_loss(model, tensors, transition(settings, ratio))
     return _pair_loss(model, tensors, settings, loss)

@@ -8,9 +8,11 @@ sampler's random state and the history go to ``checkpoint.pt`` (written atomical
 run, run again with the same settings, continues from its last epoch and ends with the weights an
 uninterrupted run would have. A time budget (``budget_s``) starts no epoch once that many
 seconds of the call have passed (the epoch under way finishes, so the run ends at most one epoch
-past it; the model is then the best epoch so far, as after early stopping). EDCSTFN first
-trains its feature autoencoder (``autoencoder_steps`` batches), whose frozen encoder gives the
-feature term of its compound loss.
+past it; the model is then the best epoch so far, as after early stopping). EDCSTFN and
+GAN-STFM first train their feature autoencoder (``autoencoder_steps`` batches), whose frozen
+encoder gives the feature terms of their losses. GAN-STFM trains adversarially
+(:class:`~stfcube.pipeline.learned.fitters.AdversarialFitter`), its references drawn from every
+fine image of the cube; its best epoch is chosen in its ``frozen`` inference mode.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import numpy as np
 
 from stfcube.pipeline.errors import ConfigError, InputError, OutputError
 from stfcube.pipeline.learned import modeldir as md
+from stfcube.pipeline.learned.fitters import make_fitter
 from stfcube.pipeline.learned.samples import PatchSampler, Site, load_site, split_dates
 from stfcube.pipeline.learned.settings import TrainSettings
-from stfcube.pipeline.learned.steps import make_loss, step_loss, train_autoencoder, validate
+from stfcube.pipeline.learned.steps import validate
 from stfcube.pipeline.store.cube import open_cube
 
 
@@ -206,18 +209,21 @@ def train(
     md.require_torch()
     import torch
 
-    from stfcube.kernels.learned import build_model
-
     started = time.perf_counter()
     cube_path, out_dir = Path(cube_path), Path(out_dir)
     cube = open_cube(cube_path)
     site = load_site(
-        cube_path, cube, min_valid=settings.min_valid, native=settings.model == "dcstfn"
+        cube_path,
+        cube,
+        min_valid=settings.min_valid,
+        native=settings.model == "dcstfn",
+        fine_only=settings.model == "ganstfm",
     )
-    train_idx, held = split_dates(len(site.dates), settings.validation_fraction)
-    if settings.pairs == 2 and len(site.dates) < 3:
+    train_pos, held_pos = split_dates(len(site.paired), settings.validation_fraction)
+    train_idx, held = [site.paired[i] for i in train_pos], [site.paired[i] for i in held_pos]
+    if settings.pairs == 2 and len(site.paired) < 3:
         raise ConfigError(
-            f"--pairs 2 needs at least 3 usable pairs; {cube_path} has {len(site.dates)}"
+            f"--pairs 2 needs at least 3 usable pairs; {cube_path} has {len(site.paired)}"
         )
     try:
         sampler = PatchSampler(site, train_idx, settings.model, settings.patch, settings.pairs)
@@ -228,14 +234,8 @@ def train(
     with _deterministic(settings.threads):
         torch.manual_seed(settings.seed)
         rng = np.random.default_rng(settings.seed)
-        model = build_model(settings.model, site.fine.shape[1], site.ratio)
-        encoder = None
-        if settings.model == "edcstfn":
-            encoder = train_autoencoder(site, train_idx, settings, rng)  # seeded: same on resume
-        loss = make_loss(settings, encoder)
-        optimiser = torch.optim.Adam(
-            model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-        )
+        fitter = make_fitter(site, train_idx, settings, rng)
+        model = fitter.model
         state: dict[str, Any] = {
             "epoch": 0,
             "history": [],
@@ -245,8 +245,7 @@ def train(
             "best_state": None,
         }
         if saved is not None:
-            model.load_state_dict(saved["model"])
-            optimiser.load_state_dict(saved["optimiser"])
+            fitter.load(saved)
             rng.bit_generator.state = saved["rng"]
             state = saved["state"]
         resumed_from = state["epoch"]
@@ -259,13 +258,7 @@ def train(
                     break
             losses = []
             for step in range(settings.steps):
-                optimiser.zero_grad()
-                value = step_loss(
-                    model, sampler.batch(rng, settings.batch), settings, loss, site.ratio
-                )
-                value.backward()
-                optimiser.step()
-                losses.append(float(value.detach()))
+                losses.append(fitter.step(sampler.batch(rng, settings.batch)))
                 if progress is not None:
                     progress(state["epoch"] * settings.steps + step + 1, total)
             result = validate(model, site, train_idx, held, settings)
@@ -292,9 +285,8 @@ def train(
             _save_atomic(
                 {
                     "config": config,
-                    "model": model.state_dict(),
+                    **fitter.state(),
                     "state": state,
-                    "optimiser": optimiser.state_dict(),
                     "rng": rng.bit_generator.state,
                 },
                 out_dir / md.CHECKPOINT,
