@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from stfcube.kernels import metrics as km
+from stfcube.pipeline.engine.dataset_input import DATASET_LABEL
 from stfcube.pipeline.errors import ConfigError, InputError
 
 
@@ -26,7 +27,7 @@ def _open_zarr(path: Path, what: str) -> xr.Dataset:
     if not path.exists():
         raise InputError(path, f"{what} not found")
     try:
-        return xr.open_zarr(path, consolidated=False)
+        return xr.open_zarr(path, consolidated=False, decode_coords="all")
     except Exception as exc:  # zarr raises many types for a non-store directory
         raise InputError(path, f"cannot open {what} as a Zarr store ({exc})") from exc
 
@@ -36,17 +37,44 @@ def _sorted_time(ds: xr.Dataset) -> xr.Dataset:
 
 
 def open_fused(path: str | Path) -> xr.Dataset:
-    """Open a fused store and check that it has ``fused(time, band, y, x)``.
+    """Open a fused store (``stfcube fuse``) lazily, sorted by time.
+
+    Parameters
+    ----------
+    path
+        The fused Zarr store.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dask-backed: ``fused(time, band, y, x)`` and the method's layers, nothing read yet;
+        ``.rio.crs`` and ``.rio.transform()`` are the fused grid's.
 
     Raises
     ------
     InputError
         When the store is missing, unreadable or lacks the ``fused`` variable.
+
+    Examples
+    --------
+    >>> import stfcube
+    >>> fused = stfcube.open_fused(report.out_path)  # doctest: +SKIP
+    >>> fused["fused"].sel(band="red").isel(time=0).plot()  # doctest: +SKIP
     """
     path = Path(path)
-    ds = _open_zarr(path, "fused store")
+    return check_fused(_open_zarr(path, "fused store"), path)
+
+
+def check_fused(ds: xr.Dataset, label: str | Path) -> xr.Dataset:
+    """``ds`` sorted by time, once checked to hold ``fused(time, band, y, x)``.
+
+    Raises
+    ------
+    InputError
+        Naming ``label`` when the variable is missing or has other dims.
+    """
     if "fused" not in ds or ds["fused"].dims != ("time", "band", "y", "x"):
-        raise InputError(path, "not a fused store: no variable fused(time, band, y, x)")
+        raise InputError(label, "not a fused store: no variable fused(time, band, y, x)")
     return _sorted_time(ds)
 
 
@@ -63,12 +91,22 @@ def open_truth(path: str | Path) -> xr.Dataset:
         When the path is not a cube with ``fine`` and ``fine_valid``.
     """
     path = Path(path)
-    ds = _open_zarr(path, "truth cube")
+    return check_truth(_open_zarr(path, "truth cube"), path)
+
+
+def check_truth(ds: xr.Dataset, label: str | Path) -> xr.Dataset:
+    """``ds`` sorted by time, once checked to hold ``fine(time, band, y, x)`` and ``fine_valid``.
+
+    Raises
+    ------
+    InputError
+        Naming ``label`` and the missing variables, or ``fine``'s wrong dims.
+    """
     missing = [name for name in ("fine", "fine_valid") if name not in ds]
     if missing:
-        raise InputError(path, f"not a truth cube: missing variable(s) {', '.join(missing)}")
+        raise InputError(label, f"not a truth cube: missing variable(s) {', '.join(missing)}")
     if ds["fine"].dims != ("time", "band", "y", "x"):
-        raise InputError(path, f"fine has dims {ds['fine'].dims}, expected (time, band, y, x)")
+        raise InputError(label, f"fine has dims {ds['fine'].dims}, expected (time, band, y, x)")
     return _sorted_time(ds)
 
 
@@ -116,7 +154,7 @@ def observed_dates(ds: xr.Dataset) -> set[str]:
 
 
 def select_dates(
-    fused: xr.Dataset, truth: xr.Dataset, dates: Sequence[str] | None, truth_path: Path
+    fused: xr.Dataset, truth: xr.Dataset, dates: Sequence[str] | None, truth_path: str | Path
 ) -> list[str]:
     """Dates to evaluate: ``dates`` (checked) or every fused date the truth observed.
 
@@ -140,7 +178,7 @@ def select_dates(
 
 
 def select_bands(
-    fused: xr.Dataset, truth: xr.Dataset, bands: Sequence[str] | None, truth_path: Path
+    fused: xr.Dataset, truth: xr.Dataset, bands: Sequence[str] | None, truth_path: str | Path
 ) -> list[str]:
     """Bands to evaluate, in the fused store's order: ``bands`` (checked) or all shared ones."""
     truth_bands = set(band_names(truth))
@@ -163,7 +201,7 @@ def _check_in_both(
         raise ConfigError(f"{kind}(s) {', '.join(absent)} not in both the fused store and truth")
 
 
-def check_same_grid(fused: xr.Dataset, truth: xr.Dataset, truth_path: Path) -> None:
+def check_same_grid(fused: xr.Dataset, truth: xr.Dataset, truth_path: str | Path) -> None:
     """Raise :class:`InputError` unless both stores lie on the same y/x pixel grid."""
     for dim in ("y", "x"):
         a, b = np.asarray(fused[dim].values), np.asarray(truth[dim].values)
@@ -176,30 +214,36 @@ def check_same_grid(fused: xr.Dataset, truth: xr.Dataset, truth_path: Path) -> N
             )
 
 
-def _resolve_source_cube(fused: xr.Dataset, fused_path: Path, override: Path | None) -> Path | None:
+def _resolve_source_cube(
+    fused: xr.Dataset, fused_path: Path | None, override: Path | None
+) -> Path | None:
     if override is not None:
         return Path(override)
     attr = fused.attrs.get("source_cube")
     if not attr:
         return None
     candidate = Path(attr)
-    if not candidate.is_absolute() and not candidate.exists():
+    if fused_path is not None and not candidate.is_absolute() and not candidate.exists():
         candidate = fused_path.parent / candidate
     return candidate
 
 
 def open_source_cube(
-    fused: xr.Dataset, fused_path: Path, override: str | Path | None, notes: list[str]
+    fused: xr.Dataset, fused_path: Path | None, override: str | Path | None, notes: list[str]
 ) -> xr.Dataset | None:
     """The cube the fusion read (coarse and base fine images for the pictures), or None.
 
     ``override`` when given, else the fused store's ``source_cube`` attribute (relative to the
-    store's folder when it does not exist as given). A missing or unreadable cube is not an
-    error: a note says which context the pictures lack.
+    store's folder ``fused_path``, if known, when it does not exist as given). A missing or
+    unreadable cube, or one fused from an ``xarray.Dataset``, is not an error: a note says which
+    context the pictures lack.
     """
     path = _resolve_source_cube(fused, fused_path, None if override is None else Path(override))
-    if path is None:
-        notes.append("no source cube known: quicklooks and time series lack coarse/base images")
+    if path is None or str(path).startswith(DATASET_LABEL):
+        notes.append(
+            f"no source cube known{' (fused from an xarray.Dataset)' if path else ''}: "
+            "quicklooks and time series lack coarse/base images"
+        )
         return None
     try:
         return _sorted_time(xr.open_zarr(path, consolidated=False))

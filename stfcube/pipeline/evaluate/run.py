@@ -32,8 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import xarray as xr
 
 from stfcube.kernels import metrics as km
+from stfcube.pipeline.engine.dataset_input import DATASET_LABEL, dataset_source
 from stfcube.pipeline.evaluate.figures import (
     picture_indices,
     series_locations,
@@ -43,7 +46,9 @@ from stfcube.pipeline.evaluate.figures import (
 )
 from stfcube.pipeline.evaluate.inputs import (
     align_inputs,
+    check_fused,
     check_same_grid,
+    check_truth,
     iso_dates,
     open_fused,
     open_source_cube,
@@ -79,12 +84,13 @@ class EvaluationReport:
     ----------
     out_dir : Path
         Report directory.
-    fused_path : Path
-        The evaluated fused store.
+    fused_path : Path or str
+        The evaluated fused store (``xarray.Dataset <token>`` for a Dataset).
     truth : str
-        The truth as given (cube path, or the scenes' source).
+        The truth as given (cube path, or the scenes' source; ``xarray.Dataset``).
     truth_id : str
-        The truth's absolute path (a URL as given): what :func:`compare` checks.
+        The truth's absolute path (a URL as given; a Dataset's token): what :func:`compare`
+        checks.
     method : str or None
         Fusion method named by the fused store.
     dates, bands : tuple of str
@@ -108,7 +114,7 @@ class EvaluationReport:
     """
 
     out_dir: Path
-    fused_path: Path
+    fused_path: Path | str
     truth: str
     truth_id: str
     method: str | None
@@ -139,6 +145,32 @@ class EvaluationReport:
             "notes": list(self.notes),
         }
 
+    def metrics(self) -> xr.Dataset:
+        """The metrics as a Dataset over the evaluated dates (``time``) and bands.
+
+        Per date and band: ``count``, ``truth_count``, ``coverage``, ``data_range``, the
+        :data:`~stfcube.pipeline.evaluate.tables.BAND_METRICS` and the means, over ``(time,
+        band)``; per date: ``days_from_pair``, ``sam_count`` and the
+        :data:`~stfcube.pipeline.evaluate.tables.DATE_METRICS`, over ``time``. NaN where a metric
+        is undefined; the ``mean`` rows are left out (``metrics().mean("time")`` is not the
+        pooled mean: see :attr:`band_rows`). ``.to_dataframe()`` gives the pandas table.
+        """
+        per_band = _frame(self.band_rows, ["time", "band"])
+        per_date = _frame(self.date_rows, ["time"])
+        per_date = per_date[[c for c in per_date.columns if c not in per_band.columns]]
+        metrics = xr.merge([per_band.to_xarray(), per_date.to_xarray()])
+        return metrics.assign_attrs(method=self.method or "", fused=str(self.fused_path))
+
+
+def _frame(rows: Sequence[dict[str, Any]], index: list[str]) -> pd.DataFrame:
+    """Report rows without the ``mean`` rows, as a frame indexed by ``index`` (dates as
+    ``time``), metric columns as numbers (NaN where undefined)."""
+    frame = pd.DataFrame([r for r in rows if r["date"] != MEAN_LABEL])
+    frame["time"] = pd.to_datetime(frame.pop("date")).astype("datetime64[ns]")
+    numeric = [c for c in frame.columns if c not in (*index, "status")]
+    frame[numeric] = frame[numeric].apply(pd.to_numeric)
+    return frame.set_index(index)
+
 
 @contextmanager
 def staged_report_dir(
@@ -163,8 +195,8 @@ def staged_report_dir(
 
 
 def evaluate(
-    fused_path: str | Path,
-    truth: str | Path,
+    fused: str | Path | xr.Dataset,
+    truth: str | Path | xr.Dataset,
     out_dir: str | Path,
     *,
     dates: Sequence[str] | None = None,
@@ -182,12 +214,14 @@ def evaluate(
 
     Parameters
     ----------
-    fused_path : str or Path
-        Fused Zarr store (``fused/1``).
-    truth : str or Path
+    fused : str, Path or xarray.Dataset
+        Fused Zarr store (``fused/1``), or a Dataset holding ``fused(time, band, y, x)``
+        (:func:`stfcube.open_fused`, or one built alike).
+    truth : str, Path or xarray.Dataset
         Truth on the fused grid: a cube (``cube/1``; ``fine`` is the truth, ``fine_valid`` its
-        mask), or scenes (STAC catalog/collection, manifest, a directory holding one) that are
-        ingested with ``roles=("truth",)`` into a temporary cube beside ``out_dir``.
+        mask) as a path or a Dataset, or scenes (STAC catalog/collection, manifest, a directory
+        holding one) that are ingested with ``roles=("truth",)`` into a temporary cube beside
+        ``out_dir``.
     out_dir : str or Path
         Report directory: ``metrics.json``, ``metrics.csv``, ``quicklook_<date>.png``,
         ``scatter_<date>.png``, ``timeseries.png``, ``report.md``, ``report.html``.
@@ -228,20 +262,28 @@ def evaluate(
     InputError, ConfigError, OutputError
         On unreadable or mismatched inputs, bad options or an unwritable report directory.
     """
-    fused_path, out_dir = Path(fused_path), Path(out_dir)
+    out_dir = Path(out_dir)
     notes: list[str] = []
-    fused_ds = open_fused(fused_path)
-    check_output_folder(out_dir, overwrite=overwrite, kinds=("report",), inputs=(fused_path, truth))
+    if isinstance(fused, xr.Dataset):
+        fused_ds, fused_path = check_fused(fused, DATASET_LABEL), None
+    else:
+        fused_path = Path(fused)
+        fused_ds = open_fused(fused_path)
+    on_disk = [x for x in (fused, truth) if not isinstance(x, xr.Dataset)]
+    check_output_folder(out_dir, overwrite=overwrite, kinds=("report",), inputs=on_disk)
     with tempfile.TemporaryDirectory(prefix=".stfcube-truth-", dir=out_dir.parent) as workdir:
         chunk = max(fused_ds["fused"].encoding.get("chunks", (1, 1, 512, 512))[-2:])
-        truth_ds = open_truth(truth_cube(truth, Path(workdir), int(chunk), notes))
-        truth_path = Path(truth)
+        if isinstance(truth, xr.Dataset):
+            truth_ds, truth_path = check_truth(truth, DATASET_LABEL), DATASET_LABEL
+        else:
+            truth_ds = open_truth(truth_cube(truth, Path(workdir), int(chunk), notes))
+            truth_path = str(truth)
         check_same_grid(fused_ds, truth_ds, truth_path)
         sel_dates = select_dates(fused_ds, truth_ds, dates, truth_path)
         sel_bands = select_bands(fused_ds, truth_ds, bands, truth_path)
         ratio = parse_resolution_ratio(resolution_ratio)
         locations = series_locations(fused_ds, points, pixels, notes)
-        with staged_report_dir(out_dir, overwrite, (fused_path, truth)) as staging:
+        with staged_report_dir(out_dir, overwrite, on_disk) as staging:
             source = open_source_cube(fused_ds, fused_path, source_cube, notes)
             ratio, ratio_source = ergas_resolution_ratio(ratio, (source, truth_ds), notes)
             inputs = align_inputs(fused_ds, truth_ds, sel_dates, sel_bands)
@@ -271,8 +313,8 @@ def evaluate(
             files |= {"report_md": "report.md", "report_html": "report.html"}
             report = EvaluationReport(
                 out_dir=out_dir,
-                fused_path=fused_path,
-                truth=str(truth),
+                fused_path=fused_path or dataset_source(fused_ds),
+                truth=truth_path,
                 truth_id=truth_identity(truth),
                 method=method,
                 dates=tuple(sel_dates),
@@ -291,8 +333,12 @@ def evaluate(
     return report
 
 
-def truth_identity(truth: str | Path) -> str:
-    """The truth's absolute path, or a URL as given: equal for reports of the same truth."""
+def truth_identity(truth: str | Path | xr.Dataset) -> str:
+    """The truth's absolute path, a URL as given, or a Dataset's
+    :func:`~stfcube.pipeline.engine.dataset_input.dataset_source`: equal for reports of the
+    same truth."""
+    if isinstance(truth, xr.Dataset):
+        return dataset_source(truth)
     text = str(truth)
     return text if "://" in text else str(Path(text).resolve())
 
