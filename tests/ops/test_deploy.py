@@ -103,6 +103,19 @@ def test_flow_parameters_reject_a_bad_region() -> None:
     assert validated["region"].cube == Path("c.zarr")
 
 
+def test_documented_region_settings_validate() -> None:
+    """Settings that the deploy files tell users to put in a region config are accepted."""
+    base = {"name": "x", "source": "s", "cube": "c.zarr", "fused": "f.zarr"}
+    settings = [
+        setting
+        for path in sorted(DEPLOY.rglob("*.yaml"))
+        for setting in re.findall(r"^#.*`(\w+): (\w+)`", path.read_text(), re.MULTILINE)
+    ]
+    assert ("device", "gpu") in settings
+    for key, value in settings:
+        region_config_from_mapping({**base, key: value})
+
+
 def test_every_region_config_validates() -> None:
     for path in sorted((DEPLOY / "regions").glob("*.yaml")):
         config = load_region_config(path)
