@@ -10,7 +10,7 @@ Needs the ``learned`` extra (``pip install 'stfcube[learned]'``). The CNNs live 
 
 from stfcube.kernels.learned.adversarial import FeatureUNet, MSDiscriminator, ReconstructionLoss
 from stfcube.kernels.learned.api import Pair, predict
-from stfcube.kernels.learned.ganstfm import GANSTFM, fuse_windows
+from stfcube.kernels.learned.ganstfm import GANSTFM, WindowGrid, fuse_windows
 from stfcube.kernels.learned.losses import CompoundLoss, FeatureAutoencoder, masked_mse, ms_ssim
 from stfcube.kernels.learned.models import DCSTFN, EDCSTFN, MODELS, STFDCNN, build_model, model_halo
 
@@ -26,6 +26,7 @@ __all__ = [
     "MSDiscriminator",
     "Pair",
     "ReconstructionLoss",
+    "WindowGrid",
     "build_model",
     "fuse_windows",
     "masked_mse",

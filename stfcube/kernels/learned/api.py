@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stfcube.kernels.learned.ganstfm import GANSTFM
+from stfcube.kernels.learned.ganstfm import GANSTFM, WindowGrid, fuse_windows
 from stfcube.kernels.learned.models import DCSTFN, EDCSTFN, STFDCNN
 
 
@@ -123,6 +123,7 @@ def predict(
     pairs: Sequence[Pair],
     coarse_pred: torch.Tensor,
     coarse_pred_valid: torch.Tensor,
+    windows: WindowGrid | None = None,
 ) -> torch.Tensor:
     """F(tp) ``(N, B, y, x)`` from one or two pairs and the prediction date's coarse image.
 
@@ -135,11 +136,16 @@ def predict(
         for GAN-STFM, whose pair needs no coarse image.
     coarse_pred, coarse_pred_valid
         The prediction dates' coarse images (native grid for DCSTFN) and masks.
+    windows
+        GAN-STFM only: predict ``windows.region`` by windows of this grid, feathered
+        (:func:`~stfcube.kernels.learned.ganstfm.fuse_windows`); ``None``: the whole input at
+        once.
 
     Returns
     -------
     torch.Tensor
-        The prediction, NaN where it is not defined (see the module doc).
+        The prediction (of the region with ``windows``), NaN where it is not defined (see the
+        module doc).
     """
     if not 1 <= len(pairs) <= 2:
         raise ValueError(f"one or two pairs, got {len(pairs)}")
@@ -148,7 +154,15 @@ def predict(
         if len(pairs) != 1:
             raise ValueError(f"GAN-STFM takes one reference, got {len(pairs)}")
         (pair,) = pairs
-        out = model(*fill_reference(pair.fine, pair.fine_valid, coarse_pred, coarse_pred_valid))
+        inputs = fill_reference(pair.fine, pair.fine_valid, coarse_pred, coarse_pred_valid)
+        if windows is None:
+            out = model(*inputs)
+        else:
+            out = fuse_windows(model, *inputs, windows)
+            cut = (slice(None), *windows.region)
+            return torch.where(
+                (pair.fine_valid[cut] & coarse_pred_valid[cut])[:, None], out, torch.nan
+            )
     elif isinstance(model, EDCSTFN):
         filled = []
         for pair in pairs:

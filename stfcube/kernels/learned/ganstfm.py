@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -209,54 +210,65 @@ def _ramp(length: int, overlap: int, start: int, size: int) -> torch.Tensor:
     return ramp
 
 
+@dataclass(frozen=True)
+class WindowGrid:
+    """Where a block lies in its image, which of its pixels to predict, and the window grid.
+
+    Attributes
+    ----------
+    origin
+        Image row and column of the block's top-left pixel.
+    image_shape
+        Rows and columns of the whole image (the grid's extent).
+    region
+        Rows and columns of the block to predict.
+    window, overlap
+        Window edge and the overlap of neighbouring windows (the feathering width), pixels.
+    """
+
+    origin: tuple[int, int]
+    image_shape: tuple[int, int]
+    region: tuple[slice, slice]
+    window: int = 256
+    overlap: int = 64
+
+
 def fuse_windows(
-    model: GANSTFM,
-    coarse_pred: torch.Tensor,
-    fine: torch.Tensor,
-    *,
-    origin: tuple[int, int],
-    image_shape: tuple[int, int],
-    region: tuple[slice, slice],
-    window: int,
-    overlap: int,
+    model: GANSTFM, coarse_pred: torch.Tensor, fine: torch.Tensor, grid: WindowGrid
 ) -> torch.Tensor:
-    """The ``window`` mode's prediction on ``region`` of a block: the generator run on every
-    window of the image's window grid that meets the region, feathered together.
+    """The ``window`` mode's prediction on ``grid.region`` of a block: the generator run on
+    every window of the image's grid that meets the region, feathered together.
 
     Parameters
     ----------
     model
         The generator (evaluation mode, ``window`` statistics).
     coarse_pred, fine
-        ``(N, B, y, x)`` inputs (filled: finite everywhere) of a block of the image whose
-        top-left pixel is image pixel ``origin``; the block must hold every window that meets
-        ``region`` (a halo of ``window`` pixels around it is enough).
-    image_shape
-        Rows and columns of the whole image (the window grid's extent).
-    region
-        Rows and columns of the block to predict.
-    window, overlap
-        Window edge and the overlap of neighbouring windows (the feathering width), in pixels.
+        ``(N, B, y, x)`` inputs (filled: finite everywhere) of the block; it must hold every
+        window that meets the region (a halo of ``grid.window`` pixels around it is enough).
+    grid
+        The block's place and the window grid.
 
     Returns
     -------
     torch.Tensor
         ``(N, B, rows, cols)`` of the region.
     """
-    (r0, c0), (rows, cols) = origin, image_shape
+    (r0, c0), (rows, cols), region = grid.origin, grid.image_shape, grid.region
     top, left = r0 + region[0].start, c0 + region[1].start
     bottom, right = r0 + region[0].stop, c0 + region[1].stop
     n, bands = coarse_pred.shape[:2]
     total = coarse_pred.new_zeros((n, bands, bottom - top, right - left), dtype=torch.float64)
     weights = total.new_zeros((bottom - top, right - left))
-    h, w = min(window, rows), min(window, cols)
-    for i in (i for i in window_starts(rows, window, overlap) if top - h < i < bottom):
-        for j in (j for j in window_starts(cols, window, overlap) if left - w < j < right):
+    h, w = min(grid.window, rows), min(grid.window, cols)
+    for i in (i for i in window_starts(rows, grid.window, grid.overlap) if top - h < i < bottom):
+        for j in (
+            j for j in window_starts(cols, grid.window, grid.overlap) if left - w < j < right
+        ):
             cut = (..., slice(i - r0, i - r0 + h), slice(j - c0, j - c0 + w))
             out = model(coarse_pred[cut], fine[cut]).double()
-            ramp = (_ramp(h, overlap, i, rows)[:, None] * _ramp(w, overlap, j, cols)[None]).to(
-                total.device
-            )
+            ramp = _ramp(h, grid.overlap, i, rows)[:, None] * _ramp(w, grid.overlap, j, cols)[None]
+            ramp = ramp.to(total.device)
             y0, y1 = max(i, top), min(i + h, bottom)
             x0, x1 = max(j, left), min(j + w, right)
             inner = (slice(y0 - i, y1 - i), slice(x0 - j, x1 - j))

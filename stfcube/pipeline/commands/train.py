@@ -13,7 +13,7 @@ from stfcube.pipeline.commands._progress import progress_bar
 
 def train_command(
     cube: Annotated[Path, typer.Argument(exists=True, help="Input cube (stfcube ingest).")],
-    model: Annotated[str, typer.Option(help="edcstfn, dcstfn or stfdcnn.")] = "edcstfn",
+    model: Annotated[str, typer.Option(help="edcstfn, dcstfn, stfdcnn or ganstfm.")] = "edcstfn",
     out: Annotated[Path, typer.Option(help="Model directory (created, or resumed).")] = Path(
         "model"
     ),
@@ -30,6 +30,9 @@ def train_command(
     ms_ssim: Annotated[str, typer.Option(help="standard or authors (EDCSTFN loss).")] = "standard",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2019,
     threads: Annotated[int, typer.Option(help="CPU threads (results depend on it).")] = 1,
+    widths: Annotated[
+        str, typer.Option(help="GAN-STFM's four encoder widths (published: 16,32,64,128).")
+    ] = "16,32,64,128",
     budget_s: Annotated[
         float | None,
         typer.Option(
@@ -39,7 +42,7 @@ def train_command(
     overwrite: Annotated[bool, typer.Option(help="Replace a model in --out.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Train a CNN fusion model on CUBE's fine+coarse pairs and write it to --out.
+    """Train a learned fusion model on CUBE's fine+coarse pairs and write it to --out.
 
     Held-out dates measure it after every epoch; the best epoch's weights are kept. A killed
     run, run again with the same options, resumes from its last epoch.
@@ -48,15 +51,22 @@ def train_command(
 
       stfcube train site/cube.zarr --model edcstfn --out site/edcstfn
 
+      stfcube train site/cube.zarr --model ganstfm --out site/ganstfm --lr 2e-4
+
       stfcube fuse site/cube.zarr site/fused.zarr --method learned -p model=site/edcstfn
     """
+    from stfcube.pipeline.errors import ConfigError
     from stfcube.pipeline.learned import TrainSettings, train
 
+    try:
+        width_list = tuple(int(w) for w in widths.split(","))
+    except ValueError:
+        raise ConfigError(f"--widths: comma-separated integers, got {widths!r}") from None
     settings = TrainSettings(
         model=model, epochs=epochs, steps=steps, batch=batch, patch=patch, lr=lr,
         patience=patience, pairs=pairs, validation_fraction=validation_fraction,
         validation_size=validation_size, autoencoder_steps=autoencoder_steps, ms_ssim=ms_ssim,
-        seed=seed, threads=threads,
+        seed=seed, threads=threads, widths=width_list,
     )  # fmt: skip
     with progress_bar(f"training {model}", console(stderr=True), quiet=quiet) as progress:
         report = train(
