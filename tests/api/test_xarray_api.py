@@ -29,14 +29,14 @@ def cubes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     truth = synthetic_scene((40, 48), 2, DAYS, seed=1)
     root = tmp_path_factory.mktemp("xarray_api")
     coarse = block_mean(truth, 8)
-    cube = write_cube(root / "cube.zarr", {d: truth[d] for d in PAIRS}, coarse, chunk=16)
-    return cube, write_cube(root / "truth.zarr", truth, coarse, chunk=16)
+    cube = write_cube(root / "cube.zarr", {d: truth[d] for d in PAIRS}, coarse, chunk=48)
+    return cube, write_cube(root / "truth.zarr", truth, coarse, chunk=48)
 
 
 @pytest.fixture(scope="module")
 def fused_from_path(cubes: tuple[Path, Path]) -> Path:
     out = cubes[0].parent / "fused_path.zarr"
-    stfcube.fuse(cubes[0], out, tile=16, params=PARAMS, local_threads=2)
+    stfcube.fuse(cubes[0], out, tile=48, params=PARAMS, local_threads=2)
     return out
 
 
@@ -54,15 +54,15 @@ def test_fuse_from_a_dataset_equals_fuse_from_the_path(
     folder.mkdir()
     out = folder / "fused.zarr"
     lazy = xr.open_zarr(cubes[0], consolidated=False)
-    report = stfcube.fuse(lazy, out, tile=16, params=PARAMS, local_threads=2)
+    report = stfcube.fuse(lazy, out, tile=48, params=PARAMS, local_threads=2)
     assert report.dates == ["2024-05-02", "2024-05-03", "2024-05-04"]
     _assert_same_store(fused_from_path, out)
     assert stfcube.open_fused(out).attrs["source_cube"].startswith("xarray.Dataset ")
     assert [p.name for p in folder.iterdir()] == ["fused.zarr"]  # the staged copy is gone
-    again = stfcube.fuse(lazy, out, tile=16, params=PARAMS, local_threads=2)
+    again = stfcube.fuse(lazy, out, tile=48, params=PARAMS, local_threads=2)
     assert (again.tiles_computed, again.tiles_skipped) == (0, report.tiles_total)
     loaded = xr.open_zarr(cubes[0], consolidated=False, decode_coords="all").load()
-    stfcube.fuse(loaded, folder / "loaded.zarr", tile=16, params=PARAMS, local_threads=2)
+    stfcube.fuse(loaded, folder / "loaded.zarr", tile=48, params=PARAMS, local_threads=2)
     _assert_same_store(fused_from_path, folder / "loaded.zarr")
 
 
