@@ -55,6 +55,7 @@ from stfcube.kernels.fsdaf import FsdafParams, fsdaf_program
 from stfcube.kernels.fsdaf import fsdaf as fsdaf_kernel
 from stfcube.kernels.starfm import starfm as starfm_kernel
 from stfcube.pipeline.errors import InputError
+from stfcube.pipeline.geometry.grid import same_centres
 
 __all__ = ["coarse_residual", "estarfm", "fitfc", "fsdaf", "nochange", "starfm"]
 
@@ -100,8 +101,7 @@ def _check_same_grid(arrays: dict[str, xr.DataArray | None]) -> None:
     for what, array in rest:
         for ref_dim, dim in zip(ref_dims, _spatial_dims(array, what), strict=True):
             a, b = np.asarray(ref[ref_dim].values), np.asarray(array[dim].values)
-            step = abs(float(a[1] - a[0])) if a.size > 1 else 1.0
-            if a.shape != b.shape or not np.allclose(a, b, rtol=0.0, atol=1e-6 * step):
+            if not same_centres(a, b):
                 raise InputError(
                     None,
                     f"{what} and {first} are not on the same grid: {dim} has {b.size} pixels "

@@ -21,6 +21,7 @@ import xarray as xr
 from stfcube.kernels import metrics as km
 from stfcube.pipeline.engine.dataset_input import DATASET_LABEL
 from stfcube.pipeline.errors import ConfigError, InputError
+from stfcube.pipeline.geometry.grid import same_centres
 
 
 def _open_zarr(path: Path, what: str) -> xr.Dataset:
@@ -205,8 +206,7 @@ def check_same_grid(fused: xr.Dataset, truth: xr.Dataset, truth_path: str | Path
     """Raise :class:`InputError` unless both stores lie on the same y/x pixel grid."""
     for dim in ("y", "x"):
         a, b = np.asarray(fused[dim].values), np.asarray(truth[dim].values)
-        step = abs(float(a[1] - a[0])) if a.size > 1 else 1.0
-        if a.shape != b.shape or not np.allclose(a, b, rtol=0.0, atol=1e-6 * step):
+        if not same_centres(a, b):
             raise InputError(
                 truth_path,
                 f"truth grid differs from the fused grid along {dim} "

@@ -151,6 +151,13 @@ def pixel_ratio(coarse: Grid, fine: Grid) -> int | None:
     return round(ratio) if abs(ratio - round(ratio)) < EDGE_TOLERANCE else None
 
 
+def same_centres(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two axes of pixel-centre coordinates are the same axis (same length, every
+    centre within :data:`EDGE_TOLERANCE` pixels of ``a``'s spacing)."""
+    step = abs(float(a[1] - a[0])) if a.size > 1 else 1.0
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=0.0, atol=EDGE_TOLERANCE * step))
+
+
 def native_grid(coarse: Grid, fine: Grid, ratio: int) -> Grid:
     """The coarse grid restricted to the coarse pixels covering the fine grid's extent."""
     t = coarse.transform
