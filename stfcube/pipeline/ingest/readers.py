@@ -1,4 +1,5 @@
-"""Lazy scene readers: GeoTIFF/COG and ENVI through rioxarray, decoded to common units.
+"""Lazy scene readers: GeoTIFF/COG and ENVI read window by window with rasterio, decoded to
+common units.
 
 A :class:`Scene` says what to read (file, bands, date, role) and how to decode it (scale,
 offset, nodata, mask file and its clear values). Every front-end (YAML/CSV manifests, STAC
@@ -10,8 +11,9 @@ target :class:`~stfcube.pipeline.geometry.grid.Grid`:
   mask (when given) holding one of its clear values.
 
 When the scene's own grid differs from the target grid, GDAL warps it (a ``WarpedVRT``, read
-window by window) with the stated resampling; masks are always warped with ``nearest``. Nothing
-is read until the arrays are computed, so memory is bounded by the chunks. :func:`sample_values`
+window by window) with the stated resampling; masks are always warped with ``nearest``. Each
+chunk is one task that opens the files, reads its window and decodes it; nothing is read until
+the arrays are computed, so memory is bounded by the chunks. :func:`sample_values`
 reads, window by window, a sample of a scene's decoded values before anything is written (to
 check that it has data and that its values are in the cube's units).
 """
@@ -28,8 +30,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import rasterio
-import rioxarray
-import xarray as xr
+from dask.array.core import normalize_chunks
 from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
@@ -175,6 +176,10 @@ def probe_raster(path: str) -> RasterInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(_gdal_path(path)) as src:
+                if src.count == 0 and src.subdatasets:
+                    raise InputError(
+                        path, "holds several subdatasets: name one of them (GDAL syntax)"
+                    )
                 _check_complete(src, path)
                 transform = src.transform
                 if transform.b != 0 or transform.d != 0:
@@ -237,65 +242,107 @@ def _chunks(shape: tuple[int, int], chunk: int) -> tuple[int, int]:
     return (min(chunk, shape[0]), min(chunk, shape[1]))
 
 
-def _open_raw(
-    path: str,
-    bands: tuple[int, ...],
-    source: Grid,
-    target: Grid,
-    chunk: int,
-    resampling: str,
-    src_nodata: float | None,
-) -> da.Array:
-    """Lazy (band, y, x) raw pixels of ``path`` on ``target``; float32 with NaN outside the
-    source when warped, the file's dtype otherwise."""
-    cy, cx = _chunks(target.shape, chunk)
-    chunks = {"band": -1, "y": cy, "x": cx}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        if source.matches(target):
-            arr = rioxarray.open_rasterio(_gdal_path(path), chunks=chunks, mask_and_scale=False)
-        else:
-            nodata_args = {} if src_nodata is None else {"src_nodata": src_nodata}
-            with (
-                rasterio.open(_gdal_path(path)) as src,
-                WarpedVRT(
+@dataclass(frozen=True, slots=True)
+class RasterWindows:
+    """One raster read window by window on a target grid.
+
+    When the raster's own grid differs from ``target``, GDAL warps it (a ``WarpedVRT`` with
+    ``resampling``, float32 with NaN outside the source). Each :meth:`read` opens the file, so
+    windows can be read from several threads at once.
+    """
+
+    path: str
+    bands: tuple[int, ...]
+    source: Grid
+    target: Grid
+    resampling: str
+    src_nodata: float | None
+
+    @property
+    def warped(self) -> bool:
+        """Whether the raster is warped onto the target grid."""
+        return not self.source.matches(self.target)
+
+    def read(self, window: Window) -> np.ndarray:
+        """Raw (band, rows, cols) pixels of ``window`` of the target grid: the file's dtype, or
+        float32 with NaN outside the source when warped."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(_gdal_path(self.path)) as src:
+                if not self.warped:
+                    return src.read(list(self.bands), window=window)
+                nodata_args = {} if self.src_nodata is None else {"src_nodata": self.src_nodata}
+                with WarpedVRT(
                     src,
-                    crs=target.crs,
-                    transform=target.transform,
-                    width=target.width,
-                    height=target.height,
-                    resampling=Resampling[resampling],
+                    crs=self.target.crs,
+                    transform=self.target.transform,
+                    width=self.target.width,
+                    height=self.target.height,
+                    resampling=Resampling[self.resampling],
                     nodata=np.nan,
                     dtype="float32",
                     **nodata_args,
-                ) as vrt,
-            ):
-                arr = rioxarray.open_rasterio(vrt, chunks=chunks, mask_and_scale=False)
-    if not isinstance(arr, xr.DataArray):
-        raise InputError(path, "holds several subdatasets: name one of them (GDAL syntax)")
-    return arr.isel(band=[b - 1 for b in bands]).data
+                ) as vrt:
+                    return vrt.read(list(self.bands), window=window)
 
-
-def footprint(source: Grid, target: Grid, chunk: int) -> da.Array:
-    """Lazy (y, x) bool: target pixel centres that fall inside the source raster."""
-    template = da.zeros(target.shape, dtype=bool, chunks=_chunks(target.shape, chunk))
-    transformer = (
-        None
-        if source.same_crs(target)
-        else Transformer.from_crs(target.crs, source.crs, always_xy=True)
-    )
-    to, so = target.transform, source.transform  # north-up: no rotation terms
-
-    def _inside(block: np.ndarray, *, block_info: dict[Any, Any]) -> np.ndarray:
-        (r0, r1), (c0, c1) = block_info[0]["array-location"]
-        cols, rows = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
-        x, y = to.c + to.a * cols, to.f + to.e * rows
+    def inside(self, window: Window, transformer: Transformer | None) -> np.ndarray:
+        """(rows, cols) bool: pixel centres of ``window`` of the target grid that fall inside
+        the raster (``transformer``: target CRS to the raster's, ``None`` when they agree)."""
+        rows, cols = window.toranges()
+        to, so = self.target.transform, self.source.transform  # north-up: no rotation terms
+        col_centres, row_centres = np.meshgrid(np.arange(*cols) + 0.5, np.arange(*rows) + 0.5)
+        x, y = to.c + to.a * col_centres, to.f + to.e * row_centres
         if transformer is not None:
             x, y = transformer.transform(x, y)
         sc, sr = (x - so.c) / so.a, (y - so.f) / so.e
-        return (sc >= 0) & (sc < source.width) & (sr >= 0) & (sr < source.height)
+        return (sc >= 0) & (sc < self.source.width) & (sr >= 0) & (sr < self.source.height)
 
-    return template.map_blocks(_inside, dtype=bool, meta=np.array((), dtype=bool))
+
+@dataclass(frozen=True, slots=True)
+class SceneDecoding:
+    """How one scene's windows become decoded values on a target grid (see :func:`read_scene`).
+
+    Attributes
+    ----------
+    image
+        The scene's bands.
+    scale, offset, nodata
+        ``value = raw * scale + offset``; raw ``nodata`` (unwarped images) is invalid.
+    mask, clear_values
+        The scene's mask on the same target grid (warped with ``nearest``) and the values
+        meaning "clear"; ``None`` without a mask.
+    transformer
+        Target CRS to the image's, for the footprint of a warped image in another CRS.
+    """
+
+    image: RasterWindows
+    scale: float
+    offset: float
+    nodata: float | None
+    mask: RasterWindows | None
+    clear_values: np.ndarray
+    transformer: Transformer | None
+
+    def values(self, window: Window) -> np.ndarray:
+        """(band, rows, cols) float32 decoded values of ``window``, NaN where not valid (a band
+        at nodata or non-finite, outside the footprint, or masked)."""
+        raw = self.image.read(window)
+        decoded = raw.astype(np.float64)
+        if self.nodata is not None and not self.image.warped:
+            decoded[_is_nodata(raw, self.nodata)] = np.nan
+        values = (decoded * self.scale + self.offset).astype(np.float32)
+        valid = np.isfinite(values).all(axis=0)
+        if self.image.warped:
+            valid &= self.image.inside(window, self.transformer)
+        if self.mask is not None:
+            valid &= np.isin(self.mask.read(window)[0], self.clear_values)
+        values[:, ~valid] = np.nan
+        return values
+
+    def block(self, *, block_info: dict[Any, Any]) -> np.ndarray:
+        """:meth:`values` of the dask block ``block_info`` describes."""
+        _, rows, cols = block_info[None]["array-location"]
+        return self.values(Window.from_slices(rows, cols))
 
 
 def _is_nodata(raw: Any, nodata: float) -> Any:
@@ -417,23 +464,43 @@ def read_scene(
         ``values``: (band, y, x) float32, ``raw * scale + offset``, NaN where not ``valid``;
         ``valid``: (y, x) bool.
     """
+    if scene.mask_path is not None and mask_info is None:
+        raise ValueError("read_scene: mask_info is required for a scene with a mask")
     nodata = scene.nodata if scene.nodata is not None else info.nodata
-    warped = not info.grid.matches(target)
-    raw = _open_raw(scene.path, scene.bands, info.grid, target, chunk, resampling, nodata)
-    decoded = raw.astype(np.float64)
-    if nodata is not None and not warped:
-        decoded = da.where(_is_nodata(raw, nodata), np.nan, decoded)
-    values = (decoded * scene.scale + scene.offset).astype(np.float32)
-    valid = da.isfinite(values).all(axis=0)
-    if warped:
-        valid &= footprint(info.grid, target, chunk)
-    if scene.mask_path is not None:
-        if mask_info is None:
-            raise ValueError("read_scene: mask_info is required for a scene with a mask")
-        mask = _open_raw(scene.mask_path, (1,), mask_info.grid, target, chunk, "nearest", None)[0]
-        valid &= da.isin(mask, np.asarray(scene.mask_valid_values))
-    values = da.where(valid[None], values, np.float32(np.nan))
+    image = RasterWindows(scene.path, scene.bands, info.grid, target, resampling, nodata)
+    mask = (
+        RasterWindows(scene.mask_path, (1,), mask_info.grid, target, "nearest", None)
+        if scene.mask_path is not None and mask_info is not None
+        else None
+    )
+    transformer = (
+        None
+        if not image.warped or info.grid.same_crs(target)
+        else Transformer.from_crs(target.crs, info.grid.crs, always_xy=True)
+    )
+    decoding = SceneDecoding(
+        image,
+        scene.scale,
+        scene.offset,
+        nodata,
+        mask,
+        np.asarray(scene.mask_valid_values),
+        transformer,
+    )
+    cy, cx = _chunks(target.shape, chunk)
+    values = da.map_blocks(
+        decoding.block,
+        chunks=((len(scene.bands),), *normalize_chunks((cy, cx), target.shape)),
+        dtype=np.float32,
+        meta=np.array((), dtype=np.float32),
+    )
+    valid = values.map_blocks(_all_finite, drop_axis=0, dtype=bool, meta=np.array((), dtype=bool))
     return values, valid
+
+
+def _all_finite(values: np.ndarray) -> np.ndarray:
+    """(y, x) bool: pixels whose values are finite in every band."""
+    return np.isfinite(values).all(axis=0)
 
 
 def repeat_to_grid(
