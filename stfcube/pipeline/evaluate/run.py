@@ -25,7 +25,7 @@ evaluations side by side.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,12 @@ import xarray as xr
 
 from stfcube.kernels import metrics as km
 from stfcube.pipeline.engine.dataset_input import DATASET_LABEL, dataset_source
+from stfcube.pipeline.evaluate.baseline import (
+    BASELINE_PIXELS,
+    NOCHANGE,
+    baseline_partials,
+    pair_dates_by_date,
+)
 from stfcube.pipeline.evaluate.figures import (
     picture_indices,
     series_locations,
@@ -49,7 +55,6 @@ from stfcube.pipeline.evaluate.inputs import (
     check_fused,
     check_same_grid,
     check_truth,
-    iso_dates,
     open_fused,
     open_source_cube,
     open_truth,
@@ -111,6 +116,10 @@ class EvaluationReport:
         Written files by role, relative to ``out_dir``.
     notes : tuple of str
         Remarks for the reader (missing context, defaults taken).
+    baseline : dict or None
+        The no-change baseline on the run's pixels and pairs: ``method`` (``nochange``),
+        ``pixels``, and ``per_band`` / ``per_date`` rows as :attr:`band_rows` /
+        :attr:`date_rows`; None when it could not be computed (a note says why).
     """
 
     out_dir: Path
@@ -126,6 +135,7 @@ class EvaluationReport:
     provenance: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    baseline: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (the content of ``metrics.json``)."""
@@ -143,6 +153,7 @@ class EvaluationReport:
             "per_date": [dict(row) for row in self.date_rows],
             "files": dict(self.files),
             "notes": list(self.notes),
+            "baseline": self.baseline,
         }
 
     def metrics(self) -> xr.Dataset:
@@ -294,8 +305,19 @@ def evaluate(
             partials, chips = compute_partials(inputs, ranges, max_chip)
             b_rows = band_rows(partials, sel_dates, sel_bands, ranges, summary.counts)
             provenance = run_provenance(fused_ds)
+            pairs = pair_dates_by_date(provenance["pairs_used"], sel_dates)
             offsets = days_from_pair(provenance["pairs_used"], sel_dates)
             d_rows = date_rows(partials, sel_dates, b_rows, ratio, offsets)
+            baseline = None
+            base = baseline_partials(inputs, fused_ds, source, pairs, sel_bands, ranges, notes)
+            if base is not None:
+                base_rows = band_rows(base, sel_dates, sel_bands, ranges, summary.counts)
+                baseline = {
+                    "method": NOCHANGE,
+                    "pixels": BASELINE_PIXELS,
+                    "per_band": base_rows,
+                    "per_date": date_rows(base, sel_dates, base_rows, ratio, offsets),
+                }
             notes.extend(
                 f"{r['date']}: no valid pixels" for r in d_rows if r["status"] == STATUS_EMPTY
             )
@@ -327,6 +349,7 @@ def evaluate(
                 provenance=provenance,
                 files=files,
                 notes=tuple(notes),
+                baseline=baseline,
             )
             write_metrics(staging, report.to_dict())
             write_reports(staging, report.to_dict())
@@ -355,17 +378,16 @@ def run_provenance(fused: Any) -> dict[str, Any]:
     }
 
 
-def days_from_pair(pairs_used: dict[str, Any], dates: Sequence[str]) -> dict[str, int | None]:
+def days_from_pair(pairs_used: Mapping[str, Any], dates: Sequence[str]) -> dict[str, int | None]:
     """Days from each date to the nearest pair it was predicted from (None where unknown).
 
     A pair is recorded as its fine date, or ``fine~coarse`` when the two dates differ; the fine
     date counts.
     """
     out: dict[str, int | None] = {}
-    for date in dates:
-        pairs = iso_dates([str(p).split("~")[0] for p in pairs_used.get(date) or []])
+    for date, used in pair_dates_by_date(pairs_used, dates).items():
         day = np.datetime64(date, "D")
-        gaps = [abs(int((np.datetime64(p, "D") - day).astype(int))) for p in pairs]
+        gaps = [abs(int((np.datetime64(p, "D") - day).astype(int))) for p in used]
         out[date] = min(gaps) if gaps else None
     return out
 
