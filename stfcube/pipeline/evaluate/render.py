@@ -21,6 +21,7 @@ from typing import Any
 from stfcube.pipeline.evaluate.tables import BAND_METRICS, DATE_METRICS, MEAN_LABEL, format_value
 
 CSV_COLUMNS: tuple[str, ...] = (
+    "method",
     "date",
     "band",
     "status",
@@ -54,19 +55,30 @@ def write_metrics(out_dir: Path, report: Mapping[str, Any]) -> None:
     """Write ``metrics.json`` (the whole report dictionary) and ``metrics.csv``.
 
     The CSV has one row per date and band, one per date with ``band = all`` holding SAM and
-    ERGAS, and the ``mean`` rows.
+    ERGAS, and the ``mean`` rows; then the same rows of the no-change baseline, if any (column
+    ``method``: the run's method, ``nochange`` for the baseline).
     """
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    offsets = {r["date"]: r.get("days_from_pair") for r in report["per_date"]}
-    rows = [
-        *({**r, "days_from_pair": offsets.get(r["date"])} for r in report["per_band"]),
-        *({**r, "band": "all"} for r in report["per_date"]),
-    ]
+    rows = _csv_rows(report, report.get("method") or "")
+    if report.get("baseline"):
+        rows += _csv_rows(report["baseline"], report["baseline"]["method"])
     with (out_dir / "metrics.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in CSV_COLUMNS})
+
+
+def _csv_rows(section: Mapping[str, Any], method: str) -> list[dict[str, Any]]:
+    """CSV rows of a report's (or its baseline's) ``per_band`` and ``per_date`` rows."""
+    offsets = {r["date"]: r.get("days_from_pair") for r in section["per_date"]}
+    return [
+        *(
+            {**r, "method": method, "days_from_pair": offsets.get(r["date"])}
+            for r in section["per_band"]
+        ),
+        *({**r, "method": method, "band": "all"} for r in section["per_date"]),
+    ]
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -99,24 +111,47 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f} %"
 
 
+def _baseline_rows(report: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The baseline's per-band rows by ``(date, band)``; empty without a baseline."""
+    baseline = report.get("baseline") or {}
+    return {(r["date"], r["band"]): r for r in baseline.get("per_band", [])}
+
+
+def versus_baseline(rmse: float | None, baseline_rmse: float | None) -> str:
+    """``better``/``not better`` than no-change, with the run's RMSE as a share of its RMSE."""
+    if rmse is None or not baseline_rmse:
+        return "–"
+    ratio = rmse / baseline_rmse
+    return f"{'better' if ratio < 1 else 'not better'} ({ratio:.2f}x RMSE)"
+
+
 def _summary_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Per band, the mean over dates of the headline metrics, with count and coverage."""
+    """Per band, the mean over dates of the headline metrics, with count and coverage, and
+    beside them the no-change baseline's (when computed)."""
     header = ["band", "n", "coverage", "RMSE", "r", "SSIM", "bias"]
-    rows = [
-        [
+    baseline = _baseline_rows(report)
+    if baseline:
+        header += ["no-change coverage", "no-change RMSE", "no-change SSIM", "vs no-change"]
+    rows = []
+    for r in (r for r in report["per_band"] if r["date"] == MEAN_LABEL):
+        row = [
             r["band"],
             format_value(r["count"]),
             _percent(r.get("coverage")),
             *(format_value(r[c]) for c in ("rmse", "r", "ssim", "bias")),
         ]
-        for r in report["per_band"]
-        if r["date"] == MEAN_LABEL
-    ]
+        if baseline:
+            b = baseline[(MEAN_LABEL, r["band"])]
+            row += [_percent(b.get("coverage")), format_value(b["rmse"]), format_value(b["ssim"])]
+            row.append(versus_baseline(r["rmse"], b["rmse"]))
+        rows.append(row)
     return header, rows
 
 
 def _band_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    baseline = _baseline_rows(report)
     header = ["date", "band", "status", "n", "coverage", *BAND_METRICS]
+    header += ["no-change RMSE"] if baseline else []
     rows = [
         [
             r["date"],
@@ -125,6 +160,7 @@ def _band_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
             format_value(r["count"]),
             _percent(r.get("coverage")),
             *(format_value(r[c]) for c in BAND_METRICS),
+            *([format_value(baseline[(r["date"], r["band"])]["rmse"])] if baseline else []),
         ]
         for r in report["per_band"]
     ]
@@ -201,6 +237,12 @@ def _provenance_lines(report: Mapping[str, Any]) -> list[str]:
     p = report.get("provenance") or {}
     if not p:
         return []
+    baseline = report.get("baseline")
+    compared = (
+        f"no-change baseline: {baseline['method']} on {baseline['pixels']}"
+        if baseline
+        else "no-change baseline: not computed (see the notes)"
+    )
     pairs = p.get("pairs_used") or {}
     used = "; ".join(f"{d} <- {', '.join(v)}" for d, v in sorted(pairs.items())) or "unknown"
     params = json.dumps(p.get("parameters") or {}, sort_keys=True)
@@ -209,6 +251,7 @@ def _provenance_lines(report: Mapping[str, Any]) -> list[str]:
         f"parameters: {params}",
         f"pairs used: {used}",
         f"source cube: {p.get('source_cube') or 'unknown'}",
+        compared,
     ]
 
 
