@@ -164,12 +164,19 @@ class EvaluationReport:
         band)``; per date: ``days_from_pair``, ``sam_count`` and the
         :data:`~stfcube.pipeline.evaluate.tables.DATE_METRICS`, over ``time``. NaN where a metric
         is undefined; the ``mean`` rows are left out (``metrics().mean("time")`` is not the
-        pooled mean: see :attr:`band_rows`). ``.to_dataframe()`` gives the pandas table.
+        pooled mean: see :attr:`band_rows`). With a :attr:`baseline`, its per date and band
+        ``count``, ``coverage``, metrics and means too, prefixed ``nochange_``.
+        ``.to_dataframe()`` gives the pandas table.
         """
         per_band = _frame(self.band_rows, ["time", "band"])
         per_date = _frame(self.date_rows, ["time"])
         per_date = per_date[[c for c in per_date.columns if c not in per_band.columns]]
-        metrics = xr.merge([per_band.to_xarray(), per_date.to_xarray()])
+        parts = [per_band.to_xarray(), per_date.to_xarray()]
+        if self.baseline:
+            base = _frame(self.baseline["per_band"], ["time", "band"])
+            base = base.drop(columns=["status", "truth_count", "data_range"])
+            parts.append(base.add_prefix(f"{NOCHANGE}_").to_xarray())
+        metrics = xr.merge(parts)
         return metrics.assign_attrs(method=self.method or "", fused=str(self.fused_path))
 
 
