@@ -150,3 +150,18 @@ def test_without_torch_the_error_names_the_extra(
 
     with pytest.raises(ConfigError, match=r"stfcube\[learned\]"):
         require_torch()
+
+
+def test_tile_tasks_share_the_cores_with_torch() -> None:
+    """A tile task sizes torch's thread pool as numba's, so tasks x threads fit the cores."""
+    import numba
+
+    from stfcube.pipeline.engine.tasks import limit_kernel_threads
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    try:
+        limit_kernel_threads(1)
+        assert torch.get_num_threads() == 1 == numba.get_num_threads()
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])

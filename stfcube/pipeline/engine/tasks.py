@@ -10,6 +10,7 @@ tile's region of every output layer, and only then sets the tile's completion ma
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -170,17 +171,29 @@ def tile_inputs(task: TileTask) -> TileInputs:
     )
 
 
+def limit_kernel_threads(threads: int) -> None:
+    """Give this task's kernel ``threads`` threads: numba's, and torch's when a method loaded it.
+
+    The engine runs several tile tasks side by side; each kernel's own thread pool is sized so
+    that tasks x kernel threads fill the cores without oversubscribing them.
+    """
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 def run_tile(task: TileTask) -> str:
     """Compute and write one (pair group, tile): the unit of work of the engine.
 
     Returns the tile's key. The tile's completion markers are set only after all its data
     are written.
     """
-    import numba
-
-    numba.set_num_threads(min(task.kernel_threads, numba.config.NUMBA_NUM_THREADS))
     method = get_method(task.method)
     state = method_state(task.method, task.params, task.device)
+    limit_kernel_threads(task.kernel_threads)
     inputs = method.to_device(tile_inputs(task), task.device)
     result = method.to_host(method.fuse_tile(inputs, task.statistics, task.params, state))
     missing = set(task.layers) - set(result.layers)
