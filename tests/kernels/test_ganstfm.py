@@ -3,8 +3,6 @@ the whole-window dependence of the ``window`` mode, feathered windows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -23,13 +21,7 @@ from stfcube.kernels.learned.ganstfm import HALO, window_starts  # noqa: E402
 TINY = (4, 4, 8, 8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread (two oversubscribe a shared 2-core machine: 20x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _params(module: torch.nn.Module) -> int:
