@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from stfcube.kernels import metrics as km
 from stfcube.pipeline.commands.evaluate import compare_command, evaluate_command
+from stfcube.pipeline.engine.run import fuse
 from stfcube.pipeline.errors import ConfigError, InputError, OutputError
 from stfcube.pipeline.evaluate import compare, evaluate
 
@@ -73,10 +74,16 @@ def write_cube(path: Path, fine: np.ndarray, fine_valid: np.ndarray) -> Path:
     return path
 
 
-def write_fused(path: Path, fused: np.ndarray, dates: list[int], source: Path | None) -> Path:
-    """Fused store (schema fused/1) holding ``fused[dates]``."""
+def write_fused(
+    path: Path,
+    fused: np.ndarray,
+    dates: list[int],
+    source: Path | None,
+    pairs: dict[str, list[str]] | None = None,
+) -> Path:
+    """Fused store (schema fused/1) holding ``fused[dates]`` (pairs: 2020-01-01 by default)."""
     coords = _coords() | {"time": DATES[dates]}
-    pairs = {DATES[d].strftime("%Y-%m-%d"): ["2020-01-01"] for d in dates}
+    pairs = pairs or {DATES[d].strftime("%Y-%m-%d"): ["2020-01-01"] for d in dates}
     attrs = {"stfcube_schema": "fused/1", "method": "starfm", "pairs_used": json.dumps(pairs)}
     if source is not None:
         attrs["source_cube"] = str(source)
@@ -213,7 +220,8 @@ def test_report_files_are_complete(report: object) -> None:
     assert "](quicklook_2020-01-17.png)" in md and "| 2020-02-02 | red |" in md
     with (out / "metrics.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 3 * len(BANDS) + len(BANDS) + 3 + 1  # date x band, means, dates, mean
+    run_rows = [r for r in rows if r["method"] == "starfm"]  # then the baseline's (nochange)
+    assert len(run_rows) == 3 * len(BANDS) + len(BANDS) + 3 + 1  # date x band, means, dates, mean
     assert {r["band"] for r in rows if r["sam"]} == {"all"}
     assert report.bands == tuple(BANDS) and report.method == "starfm"
 
@@ -381,3 +389,76 @@ def test_overwrite_replaces_only_a_report_stfcube_wrote(site: dict, report: obje
     assert (site["fused"] / "zarr.json").is_file()
     again = evaluate(site["fused"], site["cube"], report.out_dir, overwrite=True)
     assert again.out_dir == report.out_dir and (report.out_dir / ".stfcube-report").is_file()
+
+
+# --- the no-change baseline beside the run (issue 19) -----------------------------------------
+
+
+def _rows(rows: list[dict], date: str) -> dict[str, dict]:
+    return {r["band"]: r for r in rows if r["date"] == date}
+
+
+def test_baseline_is_the_pair_image_on_the_run_pixels(site: dict, report: object) -> None:
+    """The fixture's run used the 2020-01-01 pair for every date: the baseline is that image,
+    scored where the run predicted (its NaN patch on 2020-01-17 left out), same scales."""
+    truth, valid, prediction = site["truth"], site["valid"], site["prediction"]
+    base = report.baseline
+    assert base["method"] == "nochange"
+    for ti, date in ((1, "2020-01-17"), (2, "2020-02-02")):
+        rows, run_rows = _rows(base["per_band"], date), _rows(list(report.band_rows), date)
+        for bi, band in enumerate(BANDS):
+            used = valid[ti] & valid[0] & np.isfinite(prediction[ti, bi])
+            assert rows[band]["count"] == run_rows[band]["count"] == used.sum()
+            assert rows[band]["coverage"] == run_rows[band]["coverage"]
+            expected = km.rmse(truth[0, bi][used], truth[ti, bi][used])
+            assert rows[band]["rmse"] == pytest.approx(expected, rel=1e-6)
+            assert rows[band]["data_range"] == run_rows[band]["data_range"]
+    out = report.out_dir
+    with (out / "metrics.csv").open() as fh:
+        csv_rows = [r for r in csv.DictReader(fh) if r["method"] == "nochange"]
+    assert len(csv_rows) == len(report.band_rows) + len(report.date_rows)
+    assert json.loads((out / "metrics.json").read_text())["baseline"] == base
+    md = (out / "report.md").read_text()
+    summary = md.split("## Run")[0]
+    assert "no-change RMSE" in summary and "better (" in summary
+    assert "no-change RMSE |" in md.split("## Per date and band")[1]
+    assert "no-change RMSE" in (out / "report.html").read_text()
+    metrics = report.metrics()
+    assert float(metrics["nochange_rmse"].sel(time="2020-02-02", band="red")) == pytest.approx(
+        _rows(base["per_band"], "2020-02-02")["red"]["rmse"]
+    )
+
+
+def test_baseline_equals_a_nochange_fuse_on_the_same_pixels(site: dict, tmp_path: Path) -> None:
+    nochange = fuse(
+        site["cube"], tmp_path / "nochange.zarr", method="nochange", dates=["2020-02-02"], tile=16
+    )
+    pairs = json.loads(xr.open_zarr(nochange.out_path).attrs["pairs_used"])
+    run = write_fused(tmp_path / "run.zarr", site["prediction"], [2], site["cube"], pairs)
+    with_baseline = evaluate(run, site["cube"], tmp_path / "run", max_pictures=0)
+    alone = evaluate(nochange.out_path, site["cube"], tmp_path / "alone", max_pictures=0)
+    assert alone.baseline is None and any("itself nochange" in n for n in alone.notes)
+    own, base = _rows(list(alone.band_rows), "2020-02-02"), with_baseline.baseline["per_band"]
+    for band, row in _rows(base, "2020-02-02").items():
+        assert row["count"] == own[band]["count"]  # the run predicted every pixel
+        for metric in ("rmse", "mae", "bias", "ssim"):
+            assert row[metric] == pytest.approx(own[band][metric], rel=1e-9)
+    # a compare of the two reports ranks the runs and shows the baseline once (here: not at all,
+    # nochange is one of the runs); of the run against itself, once, never ranked
+    compare([with_baseline.out_dir, with_baseline.out_dir], tmp_path / "cmp", labels=["a", "b"])
+    with (tmp_path / "cmp" / "compare.csv").open() as fh:
+        red = [r for r in csv.DictReader(fh) if r["table"].startswith("band red")]
+    assert [r["method"] for r in red] == ["a", "b", "nochange (baseline, pixels of a)"]
+    assert red[2]["ranked"] == "False" and red[2]["best"] == ""
+    assert "rmse" in red[0]["best"].split()
+    assert "†" not in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def test_no_source_cube_means_a_note_not_an_error(site: dict, tmp_path: Path) -> None:
+    fused = xr.open_zarr(site["fused"], consolidated=False).drop_attrs()
+    fused.attrs.update(method="starfm")
+    rep = evaluate(fused, site["cube"], tmp_path / "r", max_pictures=0)
+    assert rep.baseline is None
+    assert any(n.startswith("no-change baseline not computed") for n in rep.notes)
+    assert "no-change baseline: not computed" in (tmp_path / "r" / "report.md").read_text()
+    assert "nochange_rmse" not in rep.metrics()

@@ -25,7 +25,6 @@ import xarray as xr
 
 import stfcube.xr as sxr
 from stfcube.pipeline.evaluate.inputs import AlignedInputs, band_names, iso_dates
-from stfcube.pipeline.evaluate.reduce import Partials, compute_partials
 from stfcube.pipeline.geometry.grid import same_centres
 
 #: The baseline's method name in reports (the method the baseline reproduces).
@@ -116,21 +115,21 @@ def on_run_pixels(baseline: da.Array, run: da.Array) -> da.Array:
     return da.where(da.isfinite(run), baseline, np.float32(np.nan))
 
 
-def baseline_partials(
+def baseline_inputs(
     inputs: AlignedInputs,
     fused: xr.Dataset,
     source: xr.Dataset | None,
     pairs: Mapping[str, Sequence[str]],
     bands: Sequence[str],
-    data_range: np.ndarray,
     notes: list[str],
-) -> Partials | None:
-    """The metrics pass over the no-change baseline on the run's pixels, or None with a note.
+) -> AlignedInputs | None:
+    """The run's aligned arrays with the no-change baseline on the run's pixels as prediction
+    (truth and mask unchanged), or None with a note saying why there is no baseline.
 
     Parameters
     ----------
     inputs
-        The run's aligned arrays (the baseline replaces its prediction; truth and mask stay).
+        The run's aligned arrays.
     fused
         The fused store (its ``method``, its grid).
     source
@@ -140,8 +139,6 @@ def baseline_partials(
         (:func:`pair_dates_by_date`).
     bands
         Evaluated bands.
-    data_range
-        Per band SSIM/PSNR data range, the run's.
     notes
         The report's notes: the reason is appended when the baseline is skipped.
     """
@@ -150,6 +147,4 @@ def baseline_partials(
         notes.append(f"no-change baseline not computed: {reason}")
         return None
     prediction = nochange_prediction(source, pairs, bands, inputs.fused)
-    baseline = replace(inputs, fused=on_run_pixels(prediction, inputs.fused))
-    partials, _ = compute_partials(baseline, data_range, max_chip=1)
-    return partials
+    return replace(inputs, fused=on_run_pixels(prediction, inputs.fused))

@@ -10,7 +10,8 @@ Only like is compared with like: evaluations of different truths or dates are re
 (:class:`~stfcube.pipeline.errors.InputError`, exit 2). In each table only the runs with the highest
 coverage are ranked: a run that left truth pixels unpredicted is measured on other (fewer)
 pixels, so it is marked ``†`` and named in a note, never highlighted as best. Different SSIM/PSNR
-data ranges are named in a note too.
+data ranges are named in a note too. The no-change baseline of the first evaluation that has one
+is shown once, below the runs, for reference (never ranked; none when a run is ``nochange``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stfcube.pipeline.errors import ConfigError, InputError
+from stfcube.pipeline.evaluate.baseline import NOCHANGE
 from stfcube.pipeline.evaluate.render import html_page, html_table, md_table
 from stfcube.pipeline.evaluate.run import evaluate, staged_report_dir
 from stfcube.pipeline.evaluate.tables import BAND_METRICS, DATE_METRICS, MEAN_LABEL, format_value
@@ -202,6 +204,17 @@ class _Table:
     columns: list[str]
     rows: list[list[Any]]  # label, count, coverage, metrics...
     ranked: list[bool]
+    #: Rows after this many runs are shown for reference (the baseline): never ranked or noted.
+    n_runs: int | None = None
+
+    def is_run(self, index: int) -> bool:
+        """Whether row ``index`` is a run (not the reference baseline)."""
+        return self.n_runs is None or index < self.n_runs
+
+    def label(self, index: int) -> str:
+        """Row ``index``'s label, marked :data:`PARTIAL_MARK` when a run is left unranked."""
+        unranked = self.is_run(index) and not self.ranked[index]
+        return self.rows[index][0] + (f" {PARTIAL_MARK}" if unranked else "")
 
     def flags(self) -> list[list[bool]]:
         """Best flags per column (count and coverage are never ranked)."""
@@ -214,9 +227,10 @@ class _Table:
 
     def notes(self) -> list[str]:
         """One note per run left unranked for its lower coverage."""
-        top = max((r[2] for r in self.rows if r[2] is not None), default=None)
+        runs = [r for i, r in enumerate(self.rows) if self.is_run(i)]
+        top = max((r[2] for r in runs if r[2] is not None), default=None)
         notes = []
-        for row, ranked in zip(self.rows, self.ranked, strict=True):
+        for row, ranked in zip(runs, self.ranked[: len(runs)], strict=True):
             if ranked or top is None:
                 continue
             notes.append(
@@ -239,6 +253,7 @@ def _comparison_tables(evaluations: Mapping[str, Mapping[str, Any]]) -> list[_Ta
         (f"band {band} (mean over dates)", band, "per_band", BAND_METRICS) for band in bands
     ]
     specs.append(("all bands (mean over dates)", None, "per_date", DATE_METRICS))
+    baseline = _reference_baseline(evaluations)
     tables = []
     for title, band, key, metrics in specs:
         columns = [*COUNT_COLUMNS, *metrics]
@@ -246,8 +261,26 @@ def _comparison_tables(evaluations: Mapping[str, Mapping[str, Any]]) -> list[_Ta
             [label, *(_mean_row(ev[key], band).get(c) for c in columns)]
             for label, ev in evaluations.items()
         ]
-        tables.append(_Table(title, columns, rows, ranked_runs([r[2] for r in rows])))
+        ranked = ranked_runs([r[2] for r in rows])
+        n_runs = len(rows)
+        if baseline is not None:
+            rows.append([baseline[0], *(_mean_row(baseline[1][key], band).get(c) for c in columns)])
+            ranked.append(False)
+        tables.append(_Table(title, columns, rows, ranked, n_runs))
     return tables
+
+
+def _reference_baseline(
+    evaluations: Mapping[str, Mapping[str, Any]],
+) -> tuple[str, Mapping[str, Any]] | None:
+    """(label, baseline section) of the first evaluation with a no-change baseline; None when
+    none has one or a run is itself ``nochange`` (it is then in the table already)."""
+    if any(ev.get("method") == NOCHANGE for ev in evaluations.values()):
+        return None
+    for label, ev in evaluations.items():
+        if ev.get("baseline"):
+            return f"{ev['baseline']['method']} (baseline, pixels of {label})", ev["baseline"]
+    return None
 
 
 def _mean_row(rows: Sequence[Mapping[str, Any]], band: str | None = None) -> Mapping[str, Any]:
@@ -306,11 +339,8 @@ def write_comparison(out_dir: Path, evaluations: Mapping[str, Mapping[str, Any]]
     for table in _comparison_tables(evaluations):
         flags = table.flags()
         text = [
-            [
-                r[0] + ("" if ok else f" {PARTIAL_MARK}"),
-                *(_cell(v, c) for v, c in zip(r[1:], table.columns, strict=True)),
-            ]
-            for r, ok in zip(table.rows, table.ranked, strict=True)
+            [table.label(i), *(_cell(v, c) for v, c in zip(r[1:], table.columns, strict=True))]
+            for i, r in enumerate(table.rows)
         ]
         md_rows = [
             [t[0], *(f"**{v}**" if flags[j][i] else v for j, v in enumerate(t[1:]))]

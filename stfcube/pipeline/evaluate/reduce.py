@@ -183,7 +183,27 @@ def compute_partials(
     inputs: AlignedInputs, data_range: np.ndarray, max_chip: int = MAX_CHIP
 ) -> tuple[Partials, Chips]:
     """Run the single pass: per-chunk partial sums of every metric plus decimated chips."""
-    n_time, n_band, ny, nx = inputs.fused.shape
+    return compute_partials_together([(inputs, max_chip)], data_range)[0]
+
+
+def compute_partials_together(
+    passes: Sequence[tuple[AlignedInputs, int]], data_range: np.ndarray
+) -> list[tuple[Partials, Chips]]:
+    """:func:`compute_partials` of several ``(inputs, max_chip)`` in one dask computation: the
+    chunks they share (the truth, say) are read once."""
+    graphs = [_pass_graph(inputs, data_range, max_chip) for inputs, max_chip in passes]
+    computed = dask.compute(graphs)[0]
+    return [
+        _merge(inputs, summaries, rings, max_chip)
+        for (inputs, max_chip), (summaries, rings) in zip(passes, computed, strict=True)
+    ]
+
+
+def _pass_graph(
+    inputs: AlignedInputs, data_range: np.ndarray, max_chip: int
+) -> tuple[list[Any], list[Any]]:
+    """The delayed stage-1 summaries and stage-2 ring sums of one pass, block by block."""
+    ny, nx = inputs.fused.shape[2:]
     stride = _chip_stride(ny, nx, max_chip)
     blocks = _block_grid(inputs)
     f_parts, t_parts = inputs.fused.to_delayed(), inputs.truth.to_delayed()
@@ -211,9 +231,18 @@ def compute_partials(
         )
         for key in blocks
     }
-    summaries, ring_parts = dask.compute(
-        [dask.delayed(_summary)(s) for s in stage1.values()], list(rings.values())
-    )
+    return [dask.delayed(_summary)(s) for s in stage1.values()], list(rings.values())
+
+
+def _merge(
+    inputs: AlignedInputs,
+    summaries: Sequence[dict[str, Any]],
+    ring_parts: Sequence[np.ndarray],
+    max_chip: int,
+) -> tuple[Partials, Chips]:
+    """Merge a pass's block summaries and rings into its partial sums and chips."""
+    n_time, n_band, ny, nx = inputs.fused.shape
+    stride = _chip_stride(ny, nx, max_chip)
     moments = np.zeros((n_time, n_band, km.N_MOMENTS))
     ssim = np.zeros((n_time, n_band, 2))
     sam = np.zeros((n_time, 2))

@@ -40,7 +40,7 @@ from stfcube.pipeline.engine.dataset_input import DATASET_LABEL, dataset_source
 from stfcube.pipeline.evaluate.baseline import (
     BASELINE_PIXELS,
     NOCHANGE,
-    baseline_partials,
+    baseline_inputs,
     pair_dates_by_date,
 )
 from stfcube.pipeline.evaluate.figures import (
@@ -63,7 +63,7 @@ from stfcube.pipeline.evaluate.inputs import (
     select_dates,
     truth_cube,
 )
-from stfcube.pipeline.evaluate.reduce import MAX_CHIP, compute_partials
+from stfcube.pipeline.evaluate.reduce import MAX_CHIP, compute_partials_together
 from stfcube.pipeline.evaluate.render import write_metrics, write_reports
 from stfcube.pipeline.evaluate.scales import (
     choose_data_ranges,
@@ -309,15 +309,16 @@ def evaluate(
             ranges, range_source = choose_data_ranges(
                 data_range, truth_ds["fine"], summary, sel_bands, notes
             )
-            partials, chips = compute_partials(inputs, ranges, max_chip)
-            b_rows = band_rows(partials, sel_dates, sel_bands, ranges, summary.counts)
             provenance = run_provenance(fused_ds)
             pairs = pair_dates_by_date(provenance["pairs_used"], sel_dates)
+            base_inputs = baseline_inputs(inputs, fused_ds, source, pairs, sel_bands, notes)
+            passes = [(inputs, max_chip), *([(base_inputs, 1)] if base_inputs else [])]
+            (partials, chips), *base_pass = compute_partials_together(passes, ranges)
+            b_rows = band_rows(partials, sel_dates, sel_bands, ranges, summary.counts)
             offsets = days_from_pair(provenance["pairs_used"], sel_dates)
             d_rows = date_rows(partials, sel_dates, b_rows, ratio, offsets)
             baseline = None
-            base = baseline_partials(inputs, fused_ds, source, pairs, sel_bands, ranges, notes)
-            if base is not None:
+            for base, _ in base_pass:
                 base_rows = band_rows(base, sel_dates, sel_bands, ranges, summary.counts)
                 baseline = {
                     "method": NOCHANGE,
