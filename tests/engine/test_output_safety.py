@@ -151,7 +151,13 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(project: Path) -> None:
 
 def test_two_concurrent_fuse_processes(project: Path, tmp_path: Path) -> None:
     """One is refused (exit 2, naming the holder); the other's result equals a lone run."""
-    env = hook_environment(tmp_path / "hook", SLOW_TILES, STFCUBE_TEST_TILE_SLEEP="0.3")
+    gate = tmp_path / "second-run-done"  # the first run's tiles wait for it: no race on load
+    env = hook_environment(
+        tmp_path / "hook",
+        SLOW_TILES,
+        STFCUBE_TEST_TILE_SLEEP="0.1",
+        STFCUBE_TEST_TILE_GATE=str(gate),
+    )
     cube, out = project / "cube.zarr", project / "fused.zarr"
     stfcube = str(Path(sys.executable).with_name("stfcube"))
     cmd = [stfcube, "fuse", str(cube), str(out), "--tile", "16", "--workers", "1"]
@@ -161,6 +167,7 @@ def test_two_concurrent_fuse_processes(project: Path, tmp_path: Path) -> None:
     while not lock_path(out).exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    gate.touch()
     try:
         assert first.wait(timeout=300) == 0
     finally:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: Each tile task sleeps first, so a run is killed, or a second run started, part-way.
+#: Each tile task sleeps first, so a run is killed, or a second run started, part-way. With
+#: ``STFCUBE_TEST_TILE_GATE`` set to a path, tasks also wait (up to 120 s) until it exists.
 SLOW_TILES = """
+import os
 import time
 import stfcube.pipeline.engine.tasks as _tasks
 
@@ -15,7 +17,10 @@ _original = _tasks.run_tile
 
 
 def run_tile(task):
-    time.sleep(float(__import__("os").environ.get("STFCUBE_TEST_TILE_SLEEP", "0.2")))
+    gate, deadline = os.environ.get("STFCUBE_TEST_TILE_GATE"), time.monotonic() + 120
+    while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(float(os.environ.get("STFCUBE_TEST_TILE_SLEEP", "0.2")))
     return _original(task)
 
 
