@@ -10,8 +10,11 @@ grid. Any problem is an :class:`~stfcube.pipeline.errors.InputError` naming the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import xarray as xr
@@ -41,6 +44,9 @@ from stfcube.pipeline.ingest.sanity import (
 )
 from stfcube.pipeline.store.cube import cube_grid, native_cube_grid
 from stfcube.pipeline.store.metadata import stated_units
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
@@ -112,13 +118,18 @@ def _select(stack: SceneStack, roles: tuple[str, ...]) -> tuple[list[Scene], int
     return relabelled, len(stack.scenes) - len(chosen)
 
 
+def _in_threads(function: Callable[[_Item], _Result], items: Iterable[_Item]) -> Iterator[_Result]:
+    """``function`` of each item, in order, computed by one thread per core (GDAL reads release
+    the GIL); the first item that raises, in order, raises its error as a loop would."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        yield from pool.map(function, items)
+
+
 def _probe_all(scenes: Sequence[Scene]) -> dict[str, RasterInfo]:
-    infos: dict[str, RasterInfo] = {}
-    for scene in scenes:
-        for path in (scene.path, scene.mask_path):
-            if path is not None and path not in infos:
-                infos[path] = probe_raster(path)
-    return infos
+    paths = dict.fromkeys(
+        path for scene in scenes for path in (scene.path, scene.mask_path) if path is not None
+    )
+    return dict(zip(paths, _in_threads(probe_raster, paths), strict=True))
 
 
 def _resolve_bands(
@@ -272,8 +283,8 @@ def _check_coverage(
     """
     kept: list[Scene] = []
     skipped: list[str] = []
-    for scene in scenes:
-        problem = _emptiness(scene, infos[scene.path], grid, units)
+    problems = _in_threads(lambda scene: _emptiness(scene, infos[scene.path], grid, units), scenes)
+    for scene, problem in zip(scenes, problems, strict=True):
         if problem is None:
             kept.append(scene)
         elif skip_empty:

@@ -74,6 +74,9 @@ LONG_NAMES = {
     "coarse_native": "coarse image on its native grid",
 }
 
+#: Edge (pixels) of the blocks of stored chunks one dask task writes in a store without shards.
+WRITE_EDGE = 1024
+
 _DATA_DIMS = ("time", "band", "y", "x")
 _VALID_DIMS = ("time", "y", "x")
 _NATIVE_DIMS = ("time", "band", "y_coarse", "x_coarse")
@@ -220,8 +223,9 @@ def empty_layer(nbands: int, shape: tuple[int, int], chunk: int) -> tuple[da.Arr
 def _stack(
     layers: Sequence[tuple[da.Array, da.Array]], chunk: int
 ) -> tuple[da.Array, da.Array, dict[str, Any], dict[str, Any]]:
-    """Values and validity of all dates with one dask chunk per stored object, and their
-    Zarr encodings: a stored chunk, or a shard and its inner chunks
+    """Values and validity of all dates with one dask chunk per shard, or per block of whole
+    stored chunks (all bands, about :data:`WRITE_EDGE` pixels a side: fewer, larger writes) in
+    a store without shards, and their Zarr encodings: the stored chunks, and the shards
     (:mod:`stfcube.pipeline.store.layout`).
     """
     values = da.stack([v for v, _ in layers])
@@ -230,7 +234,13 @@ def _stack(
     cy, cx = min(chunk, rows), min(chunk, cols)
     edge = cube_shard_edge((rows, cols), chunk)
     if edge is None:
-        return values.rechunk((1, 1, cy, cx)), valid.rechunk((1, cy, cx)), {}, {}
+        by, bx = cy * max(1, WRITE_EDGE // cy), cx * max(1, WRITE_EDGE // cx)
+        return (
+            values.rechunk((1, n_b, by, bx)),
+            valid.rechunk((1, by, bx)),
+            {"chunks": (1, 1, cy, cx)},
+            {"chunks": (1, cy, cx)},
+        )
     sy, sx = min(edge, -(-rows // cy) * cy), min(edge, -(-cols // cx) * cx)
     return (
         values.rechunk((1, n_b, sy, sx)),
