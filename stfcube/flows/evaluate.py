@@ -8,7 +8,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import stfcube.pipeline.evaluate.run
-from stfcube.flows.runners import retry_options, run_on_region_runner
+from stfcube.flows.runners import local_threads, retry_options, run_on_region_runner
 from stfcube.pipeline.errors import ConfigError
 from stfcube.pipeline.evaluate.run import EvaluationReport
 from stfcube.pipeline.ops.update import RegionConfig, as_region_config
@@ -17,9 +17,10 @@ from stfcube.pipeline.ops.update import RegionConfig, as_region_config
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(fused: Path, truth: Path, out_dir: Path, cube: Path) -> EvaluationReport:
     """Evaluate every fused date the truth observed; rewrite the report directory."""
-    return stfcube.pipeline.evaluate.evaluate(
-        fused, truth, out_dir, source_cube=cube, overwrite=True
-    )
+    with local_threads():
+        return stfcube.pipeline.evaluate.evaluate(
+            fused, truth, out_dir, source_cube=cube, overwrite=True
+        )
 
 
 def evaluate_stage(config: RegionConfig) -> EvaluationReport | None:

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import stfcube.pipeline.ingest.scenes
-from stfcube.flows.runners import retry_options, run_on_region_runner
+from stfcube.flows.runners import local_threads, retry_options, run_on_region_runner
 from stfcube.pipeline.ingest.scenes import IngestReport
 from stfcube.pipeline.ops.update import RegionConfig
 
@@ -29,7 +29,10 @@ def ingest_task(
 
     With ``catalog``, ``source`` is read as that query's catalog items (``roles`` unused).
     """
-    return stfcube.pipeline.ingest.ingest(source, cube, chunk=chunk, roles=roles, catalog=catalog)
+    with local_threads():
+        return stfcube.pipeline.ingest.ingest(
+            source, cube, chunk=chunk, roles=roles, catalog=catalog
+        )
 
 
 def ingest_stage(config: RegionConfig) -> list[IngestReport]:

@@ -10,8 +10,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import dask.config
 from prefect.tasks import exponential_backoff
 from prefect_dask import DaskTaskRunner
 
@@ -81,3 +85,47 @@ def retry_options(policy: RetryPolicy) -> dict[str, Any]:
         "retry_delay_seconds": delays,
         "retry_jitter_factor": policy.jitter if policy.delay_seconds > 0 else None,
     }
+
+
+class _SharedSchedulerSetting:
+    """dask's ``scheduler`` setting for the blocks that enter it, process-wide (dask's settings
+    are): the first block in sets it, the last one out restores it, so tasks running side by
+    side in one process (the cube's and the truth cube's ingest) never restore it under each
+    other."""
+
+    def __init__(self, scheduler: str) -> None:
+        self.scheduler = scheduler
+        self._lock = threading.Lock()
+        self._users = 0
+        self._setting: dask.config.set | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The setting in force for the block."""
+        with self._lock:
+            if self._users == 0:
+                self._setting = dask.config.set(scheduler=self.scheduler)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._setting is not None:
+                    self._setting.__exit__(None, None, None)
+                    self._setting = None
+
+
+_THREADS = _SharedSchedulerSetting("threads")
+
+
+@contextmanager
+def local_threads() -> Iterator[None]:
+    """Run a task's own dask graphs on threads of its process, not on the flow's cluster.
+
+    Ingest and evaluate make small graphs of short I/O tasks, which the threaded scheduler runs
+    faster than the cluster (no hand-over to the scheduler, no wait for the task's own worker
+    thread). A module function, so that tasks using it pickle (by reference) for the cluster.
+    """
+    with _THREADS.held():
+        yield
