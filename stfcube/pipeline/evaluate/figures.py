@@ -8,7 +8,6 @@ drawing function in :mod:`stfcube.pipeline.evaluate.plots`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,10 @@ import xarray as xr
 
 from stfcube.pipeline.errors import ConfigError
 from stfcube.pipeline.evaluate import plots
+from stfcube.pipeline.evaluate.baseline import pair_dates_by_date
 from stfcube.pipeline.evaluate.inputs import band_names, iso_dates, observed_dates
 from stfcube.pipeline.evaluate.reduce import Chips
+from stfcube.pipeline.store.fused import json_attr
 
 
 def _date_index(ds: xr.Dataset, date: str) -> int | None:
@@ -30,8 +31,7 @@ def _date_index(ds: xr.Dataset, date: str) -> int | None:
 
 def _base_date(fused: xr.Dataset, source: xr.Dataset | None, date: str) -> str | None:
     """Nearest pair date used for ``date`` (``pairs_used``), else nearest other fine date."""
-    pairs = json.loads(fused.attrs.get("pairs_used", "{}") or "{}")
-    candidates = [str(p)[:10] for p in pairs.get(date, [])]
+    candidates = list(pair_dates_by_date(json_attr(fused.attrs, "pairs_used"), [date])[date])
     if not candidates and source is not None:
         candidates = sorted(d for d in observed_dates(source) if d != date)
     if not candidates:
