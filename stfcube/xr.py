@@ -40,7 +40,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -178,6 +178,43 @@ def _mask(array: xr.DataArray | None, what: str) -> np.ndarray | None:
     return None if array is None else _stack(array, what, band=False).astype(bool)
 
 
+class _Masks(TypedDict):
+    """The validity masks a pair-series kernel takes, as boolean arrays (None: all valid)."""
+
+    fine_valid: np.ndarray | None
+    coarse_valid: np.ndarray | None
+    coarse_pred_valid: np.ndarray | None
+
+
+def _pair_series(
+    fine: xr.DataArray,
+    coarse: xr.DataArray,
+    coarse_pred: xr.DataArray,
+    pairs: int | None,
+    fine_valid: xr.DataArray | None,
+    coarse_valid: xr.DataArray | None,
+    coarse_pred_valid: xr.DataArray | None,
+    **others: xr.DataArray | None,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], _Masks]:
+    """Check that every input lies on ``fine``'s grid and that ``fine``/``coarse`` hold the same
+    number of pairs (``pairs`` when given); return the stacked images ``(fine, coarse,
+    coarse_pred)`` and the masks as boolean arrays (None: all valid)."""
+    masks = {
+        "fine_valid": fine_valid,
+        "coarse_valid": coarse_valid,
+        "coarse_pred_valid": coarse_pred_valid,
+    }
+    grid = {"fine": fine, "coarse": coarse, "coarse_pred": coarse_pred}
+    _check_same_grid({**grid, **masks, **others})
+    _check_pairs(fine, coarse, pairs)
+    images = (_stack(fine, "fine"), _stack(coarse, "coarse"), _stack(coarse_pred, "coarse_pred"))
+    return images, _Masks(
+        fine_valid=_mask(fine_valid, "fine_valid"),
+        coarse_valid=_mask(coarse_valid, "coarse_valid"),
+        coarse_pred_valid=_mask(coarse_pred_valid, "coarse_pred_valid"),
+    )
+
+
 def starfm(
     fine: xr.DataArray,
     coarse: xr.DataArray,
@@ -213,25 +250,14 @@ def starfm(
     xarray.DataArray
         ``starfm``: the prediction, laid out like ``coarse_pred``, NaN where none.
     """
-    masks = {"fine_valid": fine_valid, "coarse_valid": coarse_valid}
-    _check_same_grid({"fine": fine, "coarse": coarse, "coarse_pred": coarse_pred, **masks})
-    _check_same_grid({"fine": fine, "coarse_pred_valid": coarse_pred_valid, "class_map": class_map})
-    _check_pairs(fine, coarse)
-    f, c, p = _stack(fine, "fine"), _stack(coarse, "coarse"), _stack(coarse_pred, "coarse_pred")
-    f_valid, c_valid = _mask(fine_valid, "fine_valid"), _mask(coarse_valid, "coarse_valid")
-    p_valid = _mask(coarse_pred_valid, "coarse_pred_valid")
+    (f, c, p), valid = _pair_series(
+        fine, coarse, coarse_pred, None, fine_valid, coarse_valid, coarse_pred_valid,
+        class_map=class_map,
+    )  # fmt: skip
     classes = None if class_map is None else np.asarray(class_map.values)
     bands = [
         starfm_kernel(
-            f[:, b],
-            c[:, b],
-            p[:, b],
-            fine_valid=f_valid,
-            coarse_valid=c_valid,
-            coarse_pred_valid=p_valid,
-            class_map=classes,
-            engine=engine,
-            **params,
+            f[:, b], c[:, b], p[:, b], class_map=classes, engine=engine, **valid, **params
         ).prediction
         for b in range(f.shape[1])
     ]
@@ -269,20 +295,10 @@ def estarfm(
     xarray.DataArray
         ``estarfm``: the prediction (float64), laid out like ``coarse_pred``, NaN where none.
     """
-    masks = {"fine_valid": fine_valid, "coarse_valid": coarse_valid}
-    _check_same_grid({"fine": fine, "coarse": coarse, "coarse_pred": coarse_pred, **masks})
-    _check_same_grid({"fine": fine, "coarse_pred_valid": coarse_pred_valid})
-    _check_pairs(fine, coarse, 2)
-    result = estarfm_kernel(
-        _stack(fine, "fine"),
-        _stack(coarse, "coarse"),
-        _stack(coarse_pred, "coarse_pred"),
-        params,
-        fine_valid=_mask(fine_valid, "fine_valid"),
-        coarse_valid=_mask(coarse_valid, "coarse_valid"),
-        coarse_pred_valid=_mask(coarse_pred_valid, "coarse_pred_valid"),
-        engine=engine,
+    (f, c, p), valid = _pair_series(
+        fine, coarse, coarse_pred, 2, fine_valid, coarse_valid, coarse_pred_valid
     )
+    result = estarfm_kernel(f, c, p, params, engine=engine, **valid)
     return _wrap(result.prediction, fine, coarse_pred, "estarfm")
 
 
