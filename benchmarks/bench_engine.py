@@ -7,8 +7,7 @@ Run with ``python3 dev.py bench engine`` (defaults below) or, e.g.::
 Part 1 (overhead): one STARFM prediction (one band, two pairs, W = 50) on an
 ``--overhead-size`` square image, first as one bare whole-image ``stfcube.kernels.starfm`` call on
 in-memory arrays, then through ``stfcube.pipeline.engine.run.fuse`` (Zarr in, tiles with halos on a
-dask
-``LocalCluster``, Zarr out), both using the same two cores. Prints the ratio (target <= 1.15).
+dask ``LocalCluster``, Zarr out), both using the same two cores. Prints the ratio (target <= 1.15).
 
 Part 2 (scale): a ``--large-size`` square single-band cube (streamed to Zarr, never held in
 memory), fused on 2 workers x 1 thread; prints wall time and the peak resident memory summed

@@ -7,9 +7,8 @@ Run with ``python3 dev.py bench evaluate`` (defaults below) or, e.g.::
 Streams a ``--size`` square single-band truth cube and a fused store (``--dates`` dates,
 chunks ``--chunk``) to Zarr with dask, never holding an image in memory, then runs
 :func:`stfcube.pipeline.evaluate.evaluate` on them (all metrics, quicklooks, scatter plots, time
-series,
-Markdown and HTML report). Prints the wall time of both phases and the peak resident memory of
-each, summed over this process and its children and sampled every 0.05 s in a thread, next to
+series, Markdown and HTML report). Prints the wall time of both phases and the peak resident memory
+of each, summed over this process and its children and sampled every 0.05 s in a thread, next to
 the size of one full image for scale.
 
 The bare baseline, in the same run: read both stores' arrays with zarr, one (date, band) image

@@ -16,8 +16,7 @@ computing sample variances"), which avoids the cancellation of ``Σx² − n·x�
 reflectance with small variance; the error sums are accumulated directly for the same reason.
 
 No xarray, no dask, no I/O: the pipeline (``stfcube.pipeline.evaluate.reduce``) maps these functions
-over
-chunks. The per-pixel passes (:func:`pair_moments`, :func:`ssim_map`) are numba loops that read
+over chunks. The per-pixel passes (:func:`pair_moments`, :func:`ssim_map`) are numba loops that read
 the images once in their own dtype (no float64 copies, no temporaries), ~10x the NumPy/SciPy
 formulation they replaced and equal to it within float64 rounding.
 """

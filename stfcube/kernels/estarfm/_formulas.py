@@ -1,8 +1,7 @@
 """ESTARFM's per-candidate and per-band formulas as plain scalar functions, compiled by both
 numba engines (``njit`` in :mod:`stfcube.kernels.estarfm._numba`, CUDA device functions in
 :mod:`stfcube.kernels.estarfm._cuda`). Divisions by zero are decided explicitly, so the functions
-give
-the IEEE results of the program's arithmetic under the CUDA simulator too (where Python floats
+give the IEEE results of the program's arithmetic under the CUDA simulator too (where Python floats
 would raise). Each function is a leaf (calls no other), as both compilers need.
 """
 

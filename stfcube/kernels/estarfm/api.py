@@ -49,8 +49,7 @@ from stfcube.kernels.estarfm.statistics import (
 class EstarfmResult:
     """``prediction`` ``(dates, band, y, x)`` float64 (NaN: none), ``code`` (same shape, uint8:
     :data:`stfcube.kernels.estarfm._prepare.CODES`) and ``count`` ``(dates, y, x)`` int32, the
-    similar
-    pixels used. Without a dates axis on ``coarse_pred``, none on the outputs either."""
+    similar pixels used. Without a dates axis on ``coarse_pred``, none on the outputs either."""
 
     prediction: Any
     code: Any

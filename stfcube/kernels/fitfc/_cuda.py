@@ -1,8 +1,7 @@
 """Fit-FC's spatial filter on a CUDA GPU: a numba CUDA kernel, one thread per output pixel.
 
 Same contract and selection rule as :func:`stfcube.kernels.fitfc._numba.filter_sums` (a sorted list
-of
-the best candidates kept by insertion, ordered by distance then column-major cell index), in
+of the best candidates kept by insertion, ordered by distance then column-major cell index), in
 thread-local arrays of :data:`MAX_SIMILAR` entries. The kernel reads CuPy arrays through
 ``__cuda_array_interface__`` and runs unchanged under the numba CUDA simulator
 (``NUMBA_ENABLE_CUDASIM=1``), which is how CI checks it without a GPU.

@@ -1,8 +1,7 @@
 """Fit-FC's spatial filter on the CPU: a numba kernel, parallel over output rows.
 
 Same contract as :func:`stfcube.kernels.fitfc._ref.filter_sums`. Per pixel the window is scanned
-once
-(row by row, for contiguous reads) while a sorted list of the ``n_similar`` best candidates is
+once (row by row, for contiguous reads) while a sorted list of the ``n_similar`` best candidates is
 kept by insertion: a partial selection, no sort. The order compares (distance, column-major cell
 index), so the kept set is the reference's whatever the scan order.
 """

@@ -25,8 +25,8 @@ coarse pixels out of the regression windows (their residual counts as 0) and nei
 Without nodata both modes give the same numbers.
 
 Engines (``engine=``, see :mod:`stfcube.kernels._backend`): ``numba`` (CPU), ``cuda`` (numba CUDA
-kernel
-on CuPy arrays), ``reference`` (NumPy, slow); RM + RC are array code run on the inputs' device.
+kernel on CuPy arrays), ``reference`` (NumPy, slow); RM + RC are array code run on the inputs'
+device.
 """
 
 from __future__ import annotations

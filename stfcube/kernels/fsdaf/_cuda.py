@@ -2,8 +2,7 @@
 target pixel.
 
 Same contract and selection rule as :func:`stfcube.kernels.fsdaf._numba.smooth_sums` (a sorted list
-of
-the best candidates kept by insertion, ordered by key then window index), in thread-local
+of the best candidates kept by insertion, ordered by key then window index), in thread-local
 arrays of :data:`MAX_SIMILAR` entries. Takes CuPy arrays (NumPy arrays are copied to the
 device by numba) and runs unchanged under the numba CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``),
 which is how CI checks it without a GPU.

@@ -155,8 +155,8 @@ def predict_sums(tile: TileArrays, consts: KernelConstants, xp: ModuleType) -> t
     """Weighted prediction and candidate count of every interior pixel and date, on the GPU.
 
     Same contract as :func:`stfcube.kernels.starfm._ref.predict_sums`. ``xp`` is CuPy on a GPU;
-    NumPy
-    arrays are accepted too (the simulator works on them directly; on a GPU numba copies them).
+    NumPy arrays are accepted too (the simulator works on them directly; on a GPU numba copies
+    them).
     """
     n_dates, h, w = tile.thr_msr.shape
     fsr = xp.empty((n_dates, h, w), dtype=np.float32)

@@ -4,8 +4,7 @@ Per output pixel the work is split in phases, all over the pixel's candidate lis
 
 1. **Search** (``pairs x W x W`` cells): per window row, one vector comparison
    (:func:`stfcube.kernels._simd.within_mask64`) marks the cells whose similarity key is within the
-   slice
-   of the centre's as the bits of a 64-bit mask, and the set bits are appended to a per-thread
+   slice of the centre's as the bits of a 64-bit mask, and the set bits are appended to a per-thread
    candidate list (``tzcnt``; the first four without a data-dependent branch, as most rows hold
    few candidates). Unusable cells carry NaN keys, so the single comparison also does the
    fill/range/mask tests of the reference program.

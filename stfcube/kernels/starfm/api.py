@@ -39,8 +39,7 @@ the program also skips their range tests, here they are kept, so fill never ente
 
 Layout. This module holds the public functions and the engine dispatch (through
 :mod:`stfcube.kernels._backend`); the parameters are in :mod:`stfcube.kernels.starfm.params`, the
-global
-statistics in :mod:`stfcube.kernels.starfm.statistics`, the engines' inputs in
+global statistics in :mod:`stfcube.kernels.starfm.statistics`, the engines' inputs in
 :mod:`stfcube.kernels.starfm._prepare` and the engines in ``_ref``, ``_numba`` and ``_cuda``.
 
 Tiling. :func:`starfm_tile` computes a tile from the tile plus ``halo`` pixels of context with the

@@ -17,8 +17,7 @@ A run goes in four steps:
    without its marker is never taken as done.
 
 The output store (:mod:`stfcube.pipeline.store.fused`) is created in a temporary sibling and renamed
-into
-place; its fingerprint holds the method, its parameters and the tiling, and a rerun with other
+into place; its fingerprint holds the method, its parameters and the tiling, and a rerun with other
 values is refused unless ``overwrite=True``. New prediction dates are appended (the incremental
 update path), and a stale date is recomputed. One run writes a store at a time
 (:func:`stfcube.pipeline.store.lock.store_lock`).

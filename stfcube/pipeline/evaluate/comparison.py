@@ -1,9 +1,8 @@
 """Several evaluations side by side: :func:`compare` and its tables (best value highlighted).
 
 Reads the ``metrics.json`` of earlier :func:`stfcube.pipeline.evaluate.evaluate` runs, or evaluates
-fused
-stores first, and writes ``compare.md``, ``compare.html`` and ``compare.csv`` with one table per
-band and one for the spectral metrics, each row the mean over dates of one run, with its pixel
+fused stores first, and writes ``compare.md``, ``compare.html`` and ``compare.csv`` with one table
+per band and one for the spectral metrics, each row the mean over dates of one run, with its pixel
 count and coverage.
 
 Only like is compared with like: evaluations of different truths or dates are refused

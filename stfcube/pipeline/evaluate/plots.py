@@ -2,8 +2,7 @@
 
 Everything here works on small in-memory arrays (decimated chips, pixel series); gathering them
 from the stores is :mod:`stfcube.pipeline.evaluate.figures`' job. Figures use matplotlib's Agg
-backend
-(:class:`matplotlib.figure.Figure`, no pyplot state).
+backend (:class:`matplotlib.figure.Figure`, no pyplot state).
 """
 
 from __future__ import annotations

@@ -8,9 +8,8 @@ the chunks plus one pass over the truth (its valid pixels and extremes). The sca
 use (data range, ERGAS ratio) come from the cubes, never from the pixels a run covered
 (:mod:`~stfcube.pipeline.evaluate.scales`). Each
 chunk is reduced to a few mergeable partial sums (:mod:`stfcube.kernels.metrics`), so memory stays
-bounded
-by a few chunks whatever the cube size. Decimated chips for quicklooks and scatter plots are read
-in the same pass.
+bounded by a few chunks whatever the cube size. Decimated chips for quicklooks and scatter plots are
+read in the same pass.
 
 The steps live beside this module: :mod:`~stfcube.pipeline.evaluate.inputs` (opening, selecting,
 aligning),
@@ -18,8 +17,7 @@ aligning),
 :mod:`~stfcube.pipeline.evaluate.tables` (metric rows),
 :mod:`~stfcube.pipeline.evaluate.figures` and :mod:`~stfcube.pipeline.evaluate.plots` (pictures),
 :mod:`~stfcube.pipeline.evaluate.render` (documents); :mod:`~stfcube.pipeline.evaluate.comparison`
-puts several
-evaluations side by side.
+puts several evaluations side by side.
 """
 
 from __future__ import annotations

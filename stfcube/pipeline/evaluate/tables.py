@@ -1,8 +1,8 @@
 """Rows of an evaluation: metric values per date and band, per date, and their means.
 
 Turns the merged partial sums of :mod:`stfcube.pipeline.evaluate.reduce` into JSON-ready rows (NaN
-becomes
-None), names the metric columns and defines them for the reader, and formats values for display.
+becomes None), names the metric columns and defines them for the reader, and formats values for
+display.
 """
 
 from __future__ import annotations

@@ -2,11 +2,9 @@
 
 Everything is checked before anything is written (the store, the dates and bands, the output
 folder: see :func:`stfcube.pipeline.store.atomic.check_output_folder`), then the folder is built in
-a
-hidden sibling and renamed into place (:func:`stfcube.pipeline.store.atomic.staged`), so a
-half-written
-export never appears. Its marker file lists what it wrote; ``--overwrite`` replaces only such a
-folder, and only while it holds nothing else.
+a hidden sibling and renamed into place (:func:`stfcube.pipeline.store.atomic.staged`), so a
+half-written export never appears. Its marker file lists what it wrote; ``--overwrite`` replaces
+only such a folder, and only while it holds nothing else.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Inputs that read without error but would be wrong: caught before anything is written.
 
 :func:`plan_ingest <stfcube.pipeline.ingest.validate.plan_ingest>` calls these checks; each raises
-one
-:class:`~stfcube.pipeline.errors.InputError` naming the file, the problem and the fix.
+one :class:`~stfcube.pipeline.errors.InputError` naming the file, the problem and the fix.
 
 - **Band identity** (:func:`check_band_identity`): when a file names its bands (GeoTIFF band
   descriptions, STAC ``eo:bands`` ``name``/``common_name``) with the cube's band names but in

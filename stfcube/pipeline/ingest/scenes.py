@@ -10,9 +10,8 @@ Two front-ends produce the same :class:`~stfcube.pipeline.ingest.readers.SceneSt
   URL) following the stfcube convention.
 
 :func:`ingest` then validates everything (:mod:`stfcube.pipeline.ingest.validate`: each file's
-metadata
-and completeness, grids, CRSs, band counts, duplicate dates, every scene overlapping the fine
-grid with valid pixels there) *before* writing anything, and writes lazily with dask:
+metadata and completeness, grids, CRSs, band counts, duplicate dates, every scene overlapping the
+fine grid with valid pixels there) *before* writing anything, and writes lazily with dask:
 
 - fine scenes must all lie on one grid, the cube's fine grid;
 - coarse scenes on another grid are warped onto the fine grid with ``resampling`` (default
@@ -351,8 +350,7 @@ def ingest(
         Read ``source`` (STAC API URL, static catalog or item JSON files) as the catalog
         collections, region and dates of this query, through
         :func:`stfcube.pipeline.ingest.catalog.ingest.ingest_catalog` (a new cube, or the images an
-        existing
-        cube lacks, on its grid; ``chunk`` applies to a new cube).
+        existing cube lacks, on its grid; ``chunk`` applies to a new cube).
     skip_empty
         Leave out (with a warning naming each) the scenes outside the fine grid or without a
         valid pixel on it, instead of refusing the whole source.

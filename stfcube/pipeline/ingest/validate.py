@@ -4,8 +4,7 @@
 (each file's metadata and completeness, band counts and names, duplicate dates, masks, grids,
 CRSs, pixel shapes and sizes), then that every scene overlaps the fine grid and has pixels with
 data there, in the cube's units (:mod:`stfcube.pipeline.ingest.sanity`), and decides the native
-coarse
-grid. Any problem is an :class:`~stfcube.pipeline.errors.InputError` naming the file.
+coarse grid. Any problem is an :class:`~stfcube.pipeline.errors.InputError` naming the file.
 """
 
 from __future__ import annotations

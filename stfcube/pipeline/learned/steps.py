@@ -1,8 +1,7 @@
 """One training step's loss per model, EDCSTFN's autoencoder, and validation on held-out dates.
 
 Everything takes the NumPy batches of :class:`~stfcube.pipeline.learned.samples.PatchSampler` as
-torch
-tensors; the models and losses come from :mod:`stfcube.kernels.learned`.
+torch tensors; the models and losses come from :mod:`stfcube.kernels.learned`.
 """
 
 from __future__ import annotations

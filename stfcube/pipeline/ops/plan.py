@@ -235,10 +235,9 @@ def batch_cost(
     """Tasks, bytes read, bytes written and kernel work of one batch.
 
     The model follows the engine (:mod:`stfcube.pipeline.engine.run`): per tile task, the
-    halo-extended
-    tile of the pairs' fine and coarse images and of each prediction date's coarse image (float32
-    bands + 1-byte validity each); per predicted pixel and band, a float32 value and a uint16
-    quality.
+    halo-extended tile of the pairs' fine and coarse images and of each prediction date's coarse
+    image (float32 bands + 1-byte validity each); per predicted pixel and band, a float32 value and
+    a uint16 quality.
     Sizes are uncompressed. The global statistics are read once per run, not per batch
     (:attr:`Plan.statistics_bytes`); the pairs' valid shares are recorded in the cube at ingest.
     """

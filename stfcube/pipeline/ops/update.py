@@ -289,8 +289,7 @@ class UpdatePlan:
     """Prediction dates not yet in the fused store."""
     changed: tuple[str, ...]
     """Stale dates in the store (:func:`stfcube.pipeline.store.fused.stale_dates`): their pairs
-    changed,
-    or their input images were rewritten since they were fused."""
+    changed, or their input images were rewritten since they were fused."""
     unfinished: tuple[str, ...]
     """Dates in the store with tiles not marked done (an interrupted run)."""
     groups: tuple[PairGroup, ...]
@@ -326,11 +325,9 @@ def dates_to_fuse(
 
     The prediction dates and their pairs come from the engine's own planner
     (:func:`stfcube.pipeline.engine.planning.plan_fusion` with ``dates=None``: every coarse date
-    without
-    a usable fine image), so this agrees with what :func:`stfcube.pipeline.engine.run.fuse`
-    computes;
-    whether a fused date is stale is decided by :func:`stfcube.pipeline.store.fused.stale_dates`,
-    the
+    without a usable fine image), so this agrees with what :func:`stfcube.pipeline.engine.run.fuse`
+    computes; whether a fused date is stale is decided by
+    :func:`stfcube.pipeline.store.fused.stale_dates`, the
     rule the engine applies too.
 
     Parameters

@@ -406,8 +406,7 @@ def append_dates(ds: xr.Dataset, path: str | Path) -> None:
     """Append the dates of ``ds`` (all cube variables) along ``time`` to an existing cube.
 
     All or nothing (:func:`stfcube.pipeline.store.journal.journaled_write`): if the write fails or
-    the
-    process is killed, the cube is rolled back to exactly what it was, never left with dates
+    the process is killed, the cube is rolled back to exactly what it was, never left with dates
     in ``time`` whose data were not written.
     """
     stored = zarr.open_array(str(Path(path) / "time"), mode="r").shape[0]

@@ -97,8 +97,7 @@ def input_revisions(cube: xr.Dataset, groups: Iterable[PairGroup]) -> dict[str, 
 
     The fine and coarse stamps of each pair in order, then the day's coarse stamp; 0 where the
     cube has no stamps (see :mod:`stfcube.pipeline.store.cube`). A prediction is out of date when
-    these
-    differ from the ones recorded when it was computed.
+    these differ from the ones recorded when it was computed.
 
     Parameters
     ----------
@@ -259,8 +258,7 @@ def prepare_output(
     (:func:`stale_dates`) has its completion markers cleared so that its tiles are recomputed.
     ``overwrite`` replaces an existing fused store only
     (:func:`stfcube.pipeline.store.atomic.remove_product`): never another folder, never the input
-    cube
-    ``cube_path``.
+    cube ``cube_path``.
 
     Raises
     ------

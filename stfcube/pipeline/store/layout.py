@@ -19,11 +19,10 @@ tile, as before). A task writes one tile for the dates of its pair group, so the
 other pair groups whose dates fall in the same 64-date block write the same shard: each shard
 write (read, replace the task's chunks, write the whole shard to a temporary file renamed over
 the old one) runs under that shard's lock (:func:`stfcube.pipeline.store.lock.shard_lock`), so no
-write is
-lost and a reader never sees a half-written shard. ``tile_done`` then has one chunk per 64-date
-block, ``(64, tiles_y, tiles_x)``, written under its lock too. Tasks stay independent and a killed
-run resumes as before: a task's markers are set only after its data, under the lock, and a shard
-rewritten by a task that died is only a shard whose markers are still 0.
+write is lost and a reader never sees a half-written shard. ``tile_done`` then has one chunk per
+64-date block, ``(64, tiles_y, tiles_x)``, written under its lock too. Tasks stay independent and a
+killed run resumes as before: a task's markers are set only after its data, under the lock, and a
+shard rewritten by a task that died is only a shard whose markers are still 0.
 """
 
 from __future__ import annotations

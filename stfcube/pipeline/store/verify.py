@@ -3,8 +3,7 @@
 A **cube** (``cube/1``) is healthy when every time-dimension variable has as many dates as
 ``time``, the schema validates, every chunk of the value and validity arrays decodes, no chunk is
 missing where the rest of the cube says it holds data (:mod:`stfcube.pipeline.store.chunks`), and
-the
-per-date ``*_valid_fraction`` and ``*_observed`` agree with the validity chunks (which catches a
+the per-date ``*_valid_fraction`` and ``*_observed`` agree with the validity chunks (which catches a
 value chunk deleted together with its validity). A cube is not repaired here: its damaged dates
 are ingested again.
 

@@ -1,12 +1,11 @@
 """Learned models (``stfcube train``) in the engine: ``--method learned -p model=MODEL_DIR``.
 
 The model directory says which network it holds; its halo is the network's exact receptive
-field (:func:`stfcube.kernels.learned.model_halo`). A tile is cut to the part inside the image, so
-the
-network's padding applies at the image border only, never at a tile border; DCSTFN runs on the
-window aligned to the native coarse grid that lies inside the halo-extended tile. Weights load
-once per worker (:meth:`LearnedMethod.load_state`); the prediction dates of a tile go through the
-network as one batch; on ``gpu`` the arrays become CUDA torch tensors.
+field (:func:`stfcube.kernels.learned.model_halo`). A tile is cut to the part inside the image,
+so the network's padding applies at the image border only, never at a tile border; DCSTFN runs
+on the window aligned to the native coarse grid that lies inside the halo-extended tile. Weights
+load once per worker (:meth:`LearnedMethod.load_state`); the prediction dates of a tile go through
+the network as one batch; on ``gpu`` the arrays become CUDA torch tensors.
 
 GAN-STFM needs one fine reference and the prediction date's coarse image. Reference rule: for
 each prediction date, the nearest in time of the fine images the pair rule picks (default

@@ -3,9 +3,8 @@
 :func:`ingest_catalog` finds the fine and coarse items of a region and date range, checks every
 item (collection known, bands and QA present, projection usable, assets readable) *before*
 writing anything, loads them lazily onto one grid (:mod:`stfcube.pipeline.ingest.catalog.load`) and
-writes
-with :mod:`stfcube.pipeline.store.cube`: a new cube to a temporary sibling renamed into place; into
-an
+writes with :mod:`stfcube.pipeline.store.cube`: a new cube to a temporary sibling renamed into
+place; into an
 existing cube (on its own grid and bands) only the images it lacks, new dates appended along
 ``time`` and a sensor's image for a date that has only the other sensor region-written there,
 as the manifest ingest of :mod:`stfcube.pipeline.ingest.scenes` does.

@@ -2,13 +2,11 @@
 
 :func:`load_sensor` goes through ``odc.stac.load`` onto an odc-geo ``GeoBox``, lazily (dask
 chunks), from items normalised by :mod:`stfcube.pipeline.ingest.catalog.prepare`. Items of one date
-are
-fused by odc-stac in the target grid (first valid pixel wins), which stitches scenes from
+are fused by odc-stac in the target grid (first valid pixel wins), which stitches scenes from
 several UTM zones into one seamless image. MODIS items, whose CRS is only ``proj:wkt2``
 (``proj:epsg: null``), are reprojected from the sinusoidal grid. Resampling per sensor is stated
 in :mod:`stfcube.pipeline.ingest.catalog.collections`. The coarse sensor is loaded twice: onto the
-fine
-grid and onto its native-size grid (:mod:`stfcube.pipeline.ingest.catalog.grids`).
+fine grid and onto its native-size grid (:mod:`stfcube.pipeline.ingest.catalog.grids`).
 """
 
 from __future__ import annotations
