@@ -12,7 +12,7 @@ import pytest
 import xarray as xr
 
 from helpers.checksums import file_checksums
-from helpers.cli import one_line, run_stfcube
+from helpers.cli import one_line, run_stfcube, run_stfcube_in_process
 from helpers.cube_factory import block_mean, synthetic_scene, write_cube
 from stfcube.pipeline.engine import fuse
 from stfcube.pipeline.errors import ConfigError, InputError
@@ -72,10 +72,11 @@ def test_tiled_equals_whole_image(
 def test_cli_train_and_fuse(site: Path, tmp_path: Path) -> None:
     model, out = tmp_path / "m", tmp_path / "f.zarr"
     args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
-    result = run_stfcube("train", site, "--model", "stfdcnn", "--out", model, "--quiet", *args)
+    train = ("train", site, "--model", "stfdcnn", "--out", model, "--quiet", *args)
+    result = run_stfcube_in_process(*train)  # the console script's process: tested elsewhere
     assert result.returncode == 0, result.stderr
-    result = run_stfcube("fuse", site, out, "--method", "learned", "-p", f"model={model}",
-                         "--tile", "64", "--quiet")  # fmt: skip
+    result = run_stfcube_in_process("fuse", site, out, "--method", "learned", "-p",
+                                    f"model={model}", "--tile", "64", "--quiet")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert np.isfinite(xr.open_zarr(out, consolidated=False)["fused"].values).all()
 

@@ -12,7 +12,7 @@ import xarray as xr
 import zarr
 from test_evaluate import BANDS, DATES, RATIO, write_cube, write_fused
 
-from helpers.cli import one_line, run_stfcube
+from helpers.cli import one_line, run_stfcube_in_process
 from stfcube.kernels import metrics as km
 from stfcube.pipeline.errors import InputError
 from stfcube.pipeline.evaluate import compare, evaluate
@@ -184,7 +184,7 @@ def test_compare_refuses_other_truths_or_dates(cubes: dict, tmp_path: Path) -> N
     with pytest.raises(InputError, match="same truth"):
         compare([first.out_dir, elsewhere.out_dir], tmp_path / "c2")
     assert not (tmp_path / "c1").exists() and not (tmp_path / "c2").exists()
-    result = run_stfcube("compare", first.out_dir, later.out_dir, "--out", root / "c3")
+    result = run_stfcube_in_process("compare", first.out_dir, later.out_dir, "--out", root / "c3")
     assert result.returncode == 2, result.stderr
     assert "same dates" in one_line(result.stderr) and "Traceback" not in result.stderr
 
